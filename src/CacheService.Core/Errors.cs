@@ -1,0 +1,38 @@
+namespace CacheService.Core;
+
+/// <summary>
+/// Base of the failures the core reports on purpose. The server maps each subtype to one gRPC
+/// status in a single interceptor; any other exception is an internal error.
+/// </summary>
+public abstract class CacheServiceException(string message, Exception? inner = null)
+    : Exception(message, inner);
+
+/// <summary>Bad input. <see cref="Field"/> names the request field at fault.</summary>
+public sealed class InvalidFieldException(string field, string problem)
+    : CacheServiceException($"{field}: {problem}")
+{
+    /// <summary>The request field at fault, e.g. <c>namespace</c> or <c>layer.digest</c>.</summary>
+    public string Field { get; } = field;
+}
+
+/// <summary>A blob that is not stored.</summary>
+public sealed class BlobNotFoundException(string ns, Digest digest)
+    : CacheServiceException($"blob {digest} is not stored in namespace {ns}");
+
+/// <summary>An operation whose precondition does not hold (e.g. commit of an absent blob).</summary>
+public sealed class PreconditionFailedException(string message) : CacheServiceException(message);
+
+/// <summary>A request that would exceed a namespace budget or a limit.</summary>
+public sealed class QuotaExceededException(string message) : CacheServiceException(message);
+
+/// <summary>Stored bytes that no longer hash to their digest.</summary>
+public sealed class BlobCorruptedException(string ns, Digest digest)
+    : CacheServiceException($"blob {digest} in namespace {ns} is corrupt");
+
+/// <summary>A backend (index or blob store) that cannot be reached. Safe to retry later.</summary>
+public sealed class BackendUnavailableException(string backend, Exception? inner = null)
+    : CacheServiceException($"{backend} is unavailable", inner)
+{
+    /// <summary>Which backend failed, e.g. <c>index</c> or <c>blobs</c>.</summary>
+    public string Backend { get; } = backend;
+}

@@ -1,0 +1,58 @@
+using System.Net;
+using CacheService.Server.Rpc;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace CacheService.Server;
+
+/// <summary>Builds the server: two Kestrel endpoints (gRPC over HTTP/2, health over HTTP/1.1) and the cache behind them.</summary>
+public static class CacheServiceApp
+{
+    /// <summary>Creates the application from command-line arguments and configuration.</summary>
+    /// <param name="args">Command-line arguments; <c>--CacheService:Server:GrpcPort=0</c> and the like override configuration.</param>
+    /// <param name="configure">Lets tests replace services (e.g. the clock) before the app is built.</param>
+    public static WebApplication Create(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        builder.Services.AddCacheService();
+        configure?.Invoke(builder);
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+        {
+            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<ServerOptions>>().Value;
+            var endpoints = kestrel.ApplicationServices.GetRequiredService<ServerEndpoints>();
+            var address = IPAddress.Parse(options.ListenAddress);
+            // Cleartext gRPC needs an HTTP/2-only endpoint (no TLS means no ALPN to negotiate it).
+            kestrel.Listen(address, options.GrpcPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                endpoints.Grpc = listen;
+            });
+            kestrel.Listen(address, options.HttpPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                endpoints.Http = listen;
+            });
+        });
+
+        var app = builder.Build();
+        app.MapGrpcService<LayerCacheGrpcService>();
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
+        app.MapHealthChecks("/healthz");
+        return app;
+    }
+}
+
+/// <summary>The two endpoints the server listens on, with their real ports once it has started.</summary>
+public sealed class ServerEndpoints
+{
+    internal ListenOptions? Grpc { get; set; }
+
+    internal ListenOptions? Http { get; set; }
+
+    /// <summary>The bound gRPC port (HTTP/2).</summary>
+    public int GrpcPort => Grpc?.IPEndPoint?.Port ?? throw new InvalidOperationException("the server has not started");
+
+    /// <summary>The bound HTTP/1.1 port.</summary>
+    public int HttpPort => Http?.IPEndPoint?.Port ?? throw new InvalidOperationException("the server has not started");
+}

@@ -1,0 +1,4 @@
+using CacheService.Server;
+
+var app = CacheServiceApp.Create(args);
+await app.RunAsync();

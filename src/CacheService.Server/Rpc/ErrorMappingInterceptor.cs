@@ -1,0 +1,85 @@
+using CacheService.Core;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace CacheService.Server.Rpc;
+
+/// <summary>
+/// The one place where failures become gRPC status codes (DESIGN.md §3). Handlers throw the
+/// core's exceptions; clients see a status and a message meant for them, never a stack trace or a
+/// backend's own error text.
+/// </summary>
+internal sealed partial class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (Exception e) when (e is not RpcException)
+        {
+            throw Map(e, context);
+        }
+    }
+
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(requestStream, context);
+        }
+        catch (Exception e) when (e is not RpcException)
+        {
+            throw Map(e, context);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (Exception e) when (e is not RpcException)
+        {
+            throw Map(e, context);
+        }
+    }
+
+    private RpcException Map(Exception e, ServerCallContext context)
+    {
+        var status = e switch
+        {
+            InvalidFieldException => new Status(StatusCode.InvalidArgument, e.Message),
+            BlobNotFoundException => new Status(StatusCode.NotFound, e.Message),
+            PreconditionFailedException => new Status(StatusCode.FailedPrecondition, e.Message),
+            QuotaExceededException => new Status(StatusCode.ResourceExhausted, e.Message),
+            BlobCorruptedException => new Status(StatusCode.DataLoss, e.Message),
+            BackendUnavailableException => new Status(StatusCode.Unavailable, e.Message),
+            OperationCanceledException when context.Deadline <= DateTime.UtcNow => new Status(StatusCode.DeadlineExceeded, "deadline exceeded"),
+            OperationCanceledException when context.CancellationToken.IsCancellationRequested => new Status(StatusCode.Cancelled, "cancelled"),
+            _ => new Status(StatusCode.Internal, "internal error"),
+        };
+
+        if (status.StatusCode == StatusCode.Internal)
+        {
+            LogUnexpected(e, context.Method);
+        }
+        else if (e is BackendUnavailableException)
+        {
+            LogBackendUnavailable(context.Method, e.InnerException?.GetType().Name ?? "none");
+        }
+
+        return new RpcException(status);
+    }
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Error, Message = "Unexpected failure in {Method}")]
+    private partial void LogUnexpected(Exception exception, string method);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Backend unavailable in {Method} ({Cause})")]
+    private partial void LogBackendUnavailable(string method, string cause);
+}

@@ -1,0 +1,171 @@
+using CacheService.Core;
+using CacheService.Core.Options;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Wire = CacheService.Api.V1;
+
+namespace CacheService.Server.Rpc;
+
+/// <summary>
+/// The LayerCache gRPC service: checks requests, calls <see cref="LayerCache"/>, shapes answers.
+/// Errors are mapped to status codes by <see cref="ErrorMappingInterceptor"/>, not here.
+/// </summary>
+internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOptions> limitOptions) : Wire.LayerCache.LayerCacheBase
+{
+    private readonly LimitsOptions _limits = limitOptions.Value;
+
+    public override Task<Wire.ComputeKeyResponse> ComputeKey(Wire.ComputeKeyRequest request, ServerCallContext context)
+    {
+        var key = cache.ComputeKey(
+            Requests.Digest(request.ParentState, "parent_state"), request.Platform, Requests.Step(request.Step, "step"), "step");
+        return Task.FromResult(new Wire.ComputeKeyResponse
+        {
+            Key = key.Key.Value,
+            NormalizedInstruction = key.NormalizedInstruction,
+            LayerStep = key.IsLayerStep,
+        });
+    }
+
+    public override async Task<Wire.LookupResponse> Lookup(Wire.LookupRequest request, ServerCallContext context)
+    {
+        var namespaces = Requests.Namespaces(request.Namespace, request.FallbackNamespaces, _limits.MaxBatch);
+        var result = await cache.LookupAsync(namespaces, Requests.Digest(request.Key, "key"), context.CancellationToken);
+        var response = new Wire.LookupResponse { Hit = result.Entry is not null, Degraded = result.Degraded };
+        if (result.Entry is not null)
+        {
+            response.Layer = Requests.ToWire(result.Entry.Layer);
+            response.Namespace = result.Namespace;
+        }
+
+        return response;
+    }
+
+    public override async Task<Wire.ResolveChainResponse> ResolveChain(Wire.ResolveChainRequest request, ServerCallContext context)
+    {
+        var namespaces = Requests.Namespaces(request.Namespace, request.FallbackNamespaces, _limits.MaxBatch);
+        var baseState = Requests.Digest(request.BaseState, "base_state");
+        if (request.Steps.Count > _limits.MaxChainSteps)
+        {
+            throw new InvalidFieldException("steps", $"has more than {_limits.MaxChainSteps} entries");
+        }
+
+        var steps = request.Steps.Select((s, i) => Requests.Step(s, $"steps[{i}]")).ToList();
+        var chain = await cache.ResolveChainAsync(namespaces, baseState, request.Platform, steps, context.CancellationToken);
+        var response = new Wire.ResolveChainResponse { CachedSteps = chain.CachedSteps, Degraded = chain.Degraded };
+        foreach (var step in chain.Steps)
+        {
+            var wire = new Wire.ResolvedStep
+            {
+                Status = step.Outcome switch
+                {
+                    StepOutcome.Hit => Wire.StepStatus.Hit,
+                    StepOutcome.Miss => Wire.StepStatus.Miss,
+                    StepOutcome.Config => Wire.StepStatus.Config,
+                    _ => Wire.StepStatus.Pending,
+                },
+                Key = step.Key?.Value ?? string.Empty,
+                Namespace = step.Namespace ?? string.Empty,
+                State = step.StateAfter?.Value ?? string.Empty,
+            };
+            if (step.Layer is not null)
+            {
+                wire.Layer = Requests.ToWire(step.Layer);
+            }
+
+            response.Steps.Add(wire);
+        }
+
+        return response;
+    }
+
+    public override async Task<Wire.CommitResponse> Commit(Wire.CommitRequest request, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        var key = Requests.Digest(request.Key, "key");
+        var layer = Requests.Layer(request.Layer);
+        KeyInputs? inputs = null;
+        if (request.Step is not null)
+        {
+            inputs = new KeyInputs(Requests.Digest(request.ParentState, "parent_state"), request.Platform, Requests.Step(request.Step, "step"));
+        }
+
+        var outcome = await cache.CommitAsync(ns, key, layer, inputs, context.CancellationToken);
+        return new Wire.CommitResponse
+        {
+            Created = outcome.Created,
+            Layer = Requests.ToWire(outcome.Entry.Layer),
+            EvictedEntries = outcome.Evicted.Count,
+        };
+    }
+
+    public override async Task<Wire.UploadLayerResponse> UploadLayer(IAsyncStreamReader<Wire.UploadLayerRequest> requestStream, ServerCallContext context)
+    {
+        if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.PayloadCase != Wire.UploadLayerRequest.PayloadOneofCase.Header)
+        {
+            throw new InvalidFieldException("header", "the first message must carry the header");
+        }
+
+        var header = requestStream.Current.Header;
+        var ns = Requests.Namespace(header.Namespace, "header.namespace");
+        var digest = Requests.Digest(header.Digest, "header.digest");
+        var stored = await cache.UploadAsync(ns, digest, header.Size, new UploadChunkStream(requestStream), context.CancellationToken);
+        return new Wire.UploadLayerResponse
+        {
+            Layer = new Wire.LayerDescriptor { Digest = digest.Value, Size = header.Size, MediaType = header.MediaType },
+            AlreadyExisted = !stored,
+        };
+    }
+
+    public override async Task DownloadLayer(Wire.DownloadLayerRequest request, IServerStreamWriter<Wire.DownloadLayerResponse> responseStream, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        var digest = Requests.Digest(request.Digest, "digest");
+        await foreach (var chunk in cache.DownloadAsync(ns, digest, request.Offset, context.CancellationToken))
+        {
+            await responseStream.WriteAsync(new Wire.DownloadLayerResponse { Chunk = ByteString.CopyFrom(chunk.Span) }, context.CancellationToken);
+        }
+    }
+
+    public override async Task<Wire.StatLayersResponse> StatLayers(Wire.StatLayersRequest request, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        var digests = Requests.Digests(request.Digests, "digests", _limits.MaxBatch);
+        var present = await cache.StatAsync(ns, digests, context.CancellationToken);
+        var response = new Wire.StatLayersResponse();
+        response.Present.AddRange(present.Select(b => new Wire.LayerDescriptor { Digest = b.Digest.Value, Size = b.Size }));
+        response.Missing.AddRange(digests.Except(present.Select(b => b.Digest)).Select(d => d.Value));
+        return response;
+    }
+
+    public override async Task<Wire.NamespaceStats> GetStats(Wire.GetStatsRequest request, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        var usage = await cache.GetUsageAsync(ns, context.CancellationToken);
+        return new Wire.NamespaceStats
+        {
+            Namespace = ns,
+            Lookups = usage.Lookups,
+            Hits = usage.Hits,
+            Misses = usage.Misses,
+            HitRatio = usage.HitRatio,
+            Entries = usage.Entries,
+            StoredBytes = usage.StoredBytes,
+            Evictions = usage.Evictions,
+            BytesUploaded = usage.BytesUploaded,
+            BytesDownloaded = usage.BytesDownloaded,
+        };
+    }
+
+    public override async Task<Wire.DeleteResponse> Delete(Wire.DeleteRequest request, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        if (request.All == (request.Keys.Count > 0))
+        {
+            throw new InvalidFieldException("keys", "give either keys or all=true");
+        }
+
+        var keys = request.All ? null : Requests.Digests(request.Keys, "keys", _limits.MaxBatch);
+        return new Wire.DeleteResponse { Deleted = await cache.DeleteAsync(ns, keys, context.CancellationToken) };
+    }
+}

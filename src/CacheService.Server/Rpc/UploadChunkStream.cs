@@ -1,0 +1,65 @@
+using CacheService.Core;
+using Google.Protobuf;
+using Grpc.Core;
+using Wire = CacheService.Api.V1;
+
+namespace CacheService.Server.Rpc;
+
+/// <summary>
+/// Reads the chunks of an UploadLayer call as a forward-only stream, one message at a time, so
+/// a blob store can consume an upload of any size in constant memory.
+/// </summary>
+internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerRequest> requests) : Stream
+{
+    private ByteString _chunk = ByteString.Empty;
+    private int _offset;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        while (_offset == _chunk.Length)
+        {
+            if (!await requests.MoveNext(cancellationToken))
+            {
+                return 0;
+            }
+
+            if (requests.Current.PayloadCase != Wire.UploadLayerRequest.PayloadOneofCase.Chunk)
+            {
+                throw new InvalidFieldException("chunk", "every message after the header must carry a chunk");
+            }
+
+            _chunk = requests.Current.Chunk;
+            _offset = 0;
+        }
+
+        var count = Math.Min(buffer.Length, _chunk.Length - _offset);
+        _chunk.Memory.Slice(_offset, count).CopyTo(buffer);
+        _offset += count;
+        return count;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("read asynchronously");
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -1,0 +1,54 @@
+namespace CacheService.Server;
+
+/// <summary>Where the server listens and keeps its data (configuration section <c>CacheService:Server</c>).</summary>
+public sealed class ServerOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string Section = "CacheService:Server";
+
+    /// <summary>IP address both endpoints bind to. Default 127.0.0.1.</summary>
+    public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>gRPC port (HTTP/2 only, cleartext). 0 picks a free port. Default 50051.</summary>
+    public int GrpcPort { get; set; } = 50051;
+
+    /// <summary>HTTP/1.1 port for health (and later metrics and the status page). 0 picks a free port. Default 8080.</summary>
+    public int HttpPort { get; set; } = 8080;
+
+    /// <summary>Largest gRPC message accepted, in bytes (upload chunks must fit). Default 4 MiB.</summary>
+    public int MaxMessageBytes { get; set; } = 4 << 20;
+
+    /// <summary>Problems with the values, empty when valid.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (!System.Net.IPAddress.TryParse(ListenAddress, out _)) yield return "ListenAddress must be an IP address";
+        if (GrpcPort is < 0 or > 65535) yield return "GrpcPort must be 0-65535";
+        if (HttpPort is < 0 or > 65535) yield return "HttpPort must be 0-65535";
+        if (GrpcPort != 0 && GrpcPort == HttpPort) yield return "GrpcPort and HttpPort must differ";
+        if (MaxMessageBytes < 64 * 1024) yield return "MaxMessageBytes must be at least 65536";
+    }
+}
+
+/// <summary>Which engines hold the index and the blobs (configuration section <c>CacheService:Storage</c>).</summary>
+public sealed class StorageOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string Section = "CacheService:Storage";
+
+    /// <summary>Directory of the embedded engines: <c>index.db</c> and <c>blobs/</c>. Default <c>./.cacheservice</c>.</summary>
+    public string DataDirectory { get; set; } = ".cacheservice";
+
+    /// <summary>Index engine: <c>sqlite</c> (embedded). Default <c>sqlite</c>.</summary>
+    public string IndexEngine { get; set; } = "sqlite";
+
+    /// <summary>Blob engine: <c>filesystem</c> (embedded). Default <c>filesystem</c>.</summary>
+    public string BlobEngine { get; set; } = "filesystem";
+
+    /// <summary>Problems with the values, empty when valid.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDirectory)) yield return "DataDirectory is required";
+        if (IndexEngine != "sqlite") yield return "IndexEngine must be 'sqlite'";
+        if (BlobEngine != "filesystem") yield return "BlobEngine must be 'filesystem'";
+    }
+}
