@@ -91,9 +91,13 @@ public sealed class FileSystemBlobStore : IBlobStore
     public Task<bool> DeleteAsync(string ns, Digest digest, CancellationToken cancellationToken)
     {
         var path = PathOf(ns, digest);
-        var existed = File.Exists(path);
+        if (!File.Exists(path))
+        {
+            return Task.FromResult(false);
+        }
+
         File.Delete(path);
-        return Task.FromResult(existed);
+        return Task.FromResult(true);
     }
 
     // The namespace becomes a path: check it here too, whatever the caller already did.

@@ -1,0 +1,75 @@
+using CacheService.Blobs.FileSystem;
+using CacheService.Core;
+using CacheService.Core.Blobs;
+using CacheService.Storage.Tests.Contracts;
+
+namespace CacheService.Storage.Tests.Engines;
+
+/// <summary>The blob contract on the embedded filesystem engine.</summary>
+public sealed class FileSystemBlobStoreTests : BlobStoreContract
+{
+    private string? _root;
+
+    protected override IBlobStore CreateStore()
+    {
+        _root ??= Directory.CreateTempSubdirectory("cs-blobs-").FullName;
+        return new FileSystemBlobStore(_root);
+    }
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        Directory.Delete(_root!, recursive: true);
+    }
+
+    [Fact]
+    public async Task Blobs_live_under_namespace_blobs_sha256_hex_and_failed_uploads_leave_no_staging_file()
+    {
+        var data = Bytes(1000);
+        var digest = Digest.Of(data);
+        await Store.PutAsync(Ns, digest, data.Length, new MemoryStream(data), Ct);
+        Assert.True(File.Exists(Path.Combine(_root!, Ns, "blobs", "sha256", digest.Hex)));
+
+        await Assert.ThrowsAsync<InvalidFieldException>(() => Store.PutAsync(Ns, Digest.Of("x"u8), data.Length, new MemoryStream(data), Ct));
+        Assert.Empty(Directory.GetFiles(Path.Combine(_root!, ".uploads")));
+    }
+
+    [Fact]
+    public async Task Leftover_uploads_from_a_crash_are_removed_at_start()
+    {
+        var leftover = Path.Combine(_root!, ".uploads", "crashed");
+        await File.WriteAllTextAsync(leftover, "partial");
+        _ = new FileSystemBlobStore(_root!);
+        Assert.False(File.Exists(leftover));
+    }
+}
+
+/// <summary>
+/// Memory stays flat whatever the blob size: allocations while storing a 256 MiB blob stay far
+/// below its size. Runs alone so other tests' allocations do not count.
+/// </summary>
+[Collection(nameof(MemoryMeasurement))]
+public sealed class FileSystemBlobStoreMemoryTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("cs-blobs-mem-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Fact]
+    public async Task Storing_a_large_blob_allocates_far_less_than_its_size()
+    {
+        const long size = 256L << 20;
+        var digest = GeneratedBlobStream.DigestOf(size);
+        var store = new FileSystemBlobStore(_root);
+
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        await store.PutAsync("mem", digest, size, new GeneratedBlobStream(size), CancellationToken.None);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        Assert.Equal(size, await store.GetSizeAsync("mem", digest, CancellationToken.None));
+        Assert.True(allocated < 8L << 20, $"allocated {allocated} bytes to store {size}");
+    }
+}
+
+[CollectionDefinition(nameof(MemoryMeasurement), DisableParallelization = true)]
+public sealed class MemoryMeasurement;
