@@ -1,0 +1,86 @@
+using CacheService.Api.V1;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CacheService.Server.Tests;
+
+/// <summary>
+/// The real server, in process, on real Kestrel ports picked by the OS, with a data directory of
+/// its own and a clock the test moves. Dispose stops it; <see cref="RestartAsync"/> starts a new
+/// process-equivalent on the same data directory.
+/// </summary>
+public sealed class TestServer : IAsyncDisposable
+{
+    private readonly string[] _extraArgs;
+    private WebApplication _app = null!;
+    private GrpcChannel _channel = null!;
+
+    private TestServer(string dataDirectory, string[] extraArgs)
+    {
+        DataDirectory = dataDirectory;
+        _extraArgs = extraArgs;
+    }
+
+    public string DataDirectory { get; }
+
+    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    public LayerCache.LayerCacheClient Client { get; private set; } = null!;
+
+    public GrpcChannel Channel => _channel;
+
+    public IServiceProvider Services => _app.Services;
+
+    public int HttpPort { get; private set; }
+
+    /// <summary>Starts a server; <paramref name="args"/> are extra configuration overrides.</summary>
+    public static async Task<TestServer> StartAsync(params string[] args)
+    {
+        var server = new TestServer(Directory.CreateTempSubdirectory("cs-server-").FullName, args);
+        await server.StartAppAsync();
+        return server;
+    }
+
+    public async Task RestartAsync()
+    {
+        await StopAppAsync();
+        await StartAppAsync();
+    }
+
+    public string BlobPath(string ns, string digest) =>
+        Path.Combine(DataDirectory, "blobs", ns, "blobs", "sha256", digest["sha256:".Length..]);
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAppAsync();
+        Directory.Delete(DataDirectory, recursive: true);
+    }
+
+    private async Task StartAppAsync()
+    {
+        string[] args =
+        [
+            "--CacheService:Server:GrpcPort=0",
+            "--CacheService:Server:HttpPort=0",
+            $"--CacheService:Storage:DataDirectory={DataDirectory}",
+            "--CacheService:Eviction:CollectionInterval=1.00:00:00",
+            "--Logging:LogLevel:Default=Warning",
+            .. _extraArgs,
+        ];
+        _app = CacheServiceApp.Create(args, builder => builder.Services.AddSingleton<TimeProvider>(Time));
+        await _app.StartAsync();
+        var endpoints = _app.Services.GetRequiredService<ServerEndpoints>();
+        HttpPort = endpoints.HttpPort;
+        _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{endpoints.GrpcPort}");
+        Client = new LayerCache.LayerCacheClient(_channel);
+    }
+
+    private async Task StopAppAsync()
+    {
+        _channel.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
