@@ -4,8 +4,8 @@ using CacheService.Core.Blobs;
 using CacheService.Core.Index;
 using CacheService.Core.Options;
 using CacheService.Index.Sqlite;
-using CacheService.Server.Rpc;
 using CacheService.Server.Hosting;
+using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 

@@ -191,7 +191,12 @@ public sealed class RoundTripTests(ServerFixture fixture) : IClassFixture<Server
 
         var e = await Assert.ThrowsAsync<RpcException>(async () => await _client.CommitAsync(new CommitRequest
         {
-            Namespace = ns, Key = Layers.Key("other"), Layer = Layers.Descriptor(data), ParentState = parent, Platform = "linux/amd64", Step = step,
+            Namespace = ns,
+            Key = Layers.Key("other"),
+            Layer = Layers.Descriptor(data),
+            ParentState = parent,
+            Platform = "linux/amd64",
+            Step = step,
         }));
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
         Assert.StartsWith("key:", e.Status.Detail, StringComparison.Ordinal);

@@ -97,12 +97,16 @@ public sealed class ValidationTests(ServerFixture fixture) : IClassFixture<Serve
         await AssertInvalid("step", async () => await _client.ComputeKeyAsync(new ComputeKeyRequest { ParentState = parent, Platform = "linux/amd64" }));
         await AssertInvalid("steps[1].sources_digest", async () => await _client.ResolveChainAsync(new ResolveChainRequest
         {
-            Namespace = GoodNs, BaseState = parent, Platform = "linux/amd64",
+            Namespace = GoodNs,
+            BaseState = parent,
+            Platform = "linux/amd64",
             Steps = { new StepInput { Instruction = "ENV A=1" }, new StepInput { Instruction = "COPY a b", SourcesDigest = "sha256:1" } },
         }));
         await AssertInvalid("steps[0].args", async () => await _client.ResolveChainAsync(new ResolveChainRequest
         {
-            Namespace = GoodNs, BaseState = parent, Platform = "linux/amd64",
+            Namespace = GoodNs,
+            BaseState = parent,
+            Platform = "linux/amd64",
             Steps = { new StepInput { Instruction = "RUN x", Args = { new BuildArg { Name = "A" }, new BuildArg { Name = "A" } } } },
         }));
         await AssertInvalid("base_state", async () => await _client.ResolveChainAsync(new ResolveChainRequest { Namespace = GoodNs, Platform = "linux/amd64" }));
@@ -114,7 +118,9 @@ public sealed class ValidationTests(ServerFixture fixture) : IClassFixture<Serve
         var huge = "RUN " + new string('x', 70_000);
         await AssertInvalid("step.instruction", async () => await _client.ComputeKeyAsync(new ComputeKeyRequest
         {
-            ParentState = Layers.DigestOf([1]), Platform = "linux/amd64", Step = new StepInput { Instruction = huge },
+            ParentState = Layers.DigestOf([1]),
+            Platform = "linux/amd64",
+            Step = new StepInput { Instruction = huge },
         }));
     }
 

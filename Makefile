@@ -1,0 +1,35 @@
+# CacheService: a distributed layer cache for container image builds.
+# `make run` serves the embedded default; `make test` installs what the tests need and runs them all.
+
+PORT ?= 50051
+HTTP_PORT ?= 8080
+DATA_DIR ?= ./.cacheservice
+CONFIGURATION ?= Release
+
+.PHONY: build run test lint clean deps
+
+# Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+
+deps: tools/node_modules/.package-lock.json
+
+build:
+	dotnet build CacheService.sln -c $(CONFIGURATION) -nologo -clp:ErrorsOnly
+
+run:
+	dotnet run --project src/CacheService.Server -c $(CONFIGURATION) -- \
+	  --CacheService:Server:GrpcPort=$(PORT) \
+	  --CacheService:Server:HttpPort=$(HTTP_PORT) \
+	  --CacheService:Storage:DataDirectory=$(DATA_DIR)
+
+test: deps build
+	scripts/test.sh
+
+lint: deps
+	dotnet format CacheService.sln --verify-no-changes --verbosity quiet
+	cd protos && ../tools/node_modules/.bin/buf lint
+
+clean:
+	dotnet clean CacheService.sln -nologo -v quiet
+	rm -rf src/*/bin src/*/obj tests/*/bin tests/*/obj tools/node_modules

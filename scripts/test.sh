@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test project and the end-to-end test, then prints one closing line
+# "N passed, N failed" summed over all of them. Exits non-zero on any failure, and counts a
+# project that did not report (e.g. it failed to build) as a failure.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out=$(mktemp -d)
+trap 'scripts/server.sh stop "$out/e2e"; rm -rf "$out"' EXIT
+passed=0 failed=0
+
+for project in tests/*/*.csproj; do
+  name=$(basename "$project" .csproj)
+  echo "== $name"
+  dotnet test "$project" -c Release --no-build 2>&1 | tee "$out/$name.log" | grep -E '^\s*(Failed|Passed!|Failed!)|error' || true
+  summary=$(grep -E '(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+' "$out/$name.log" | tail -n 1)
+  if [ -z "$summary" ]; then
+    echo "$name: no test summary (build or runner failure); see above" >&2
+    failed=$((failed + 1))
+    continue
+  fi
+  f=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$summary")
+  p=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$summary")
+  passed=$((passed + p)) failed=$((failed + f))
+done
+
+echo "== lint (dotnet format, buf lint)"
+if make --no-print-directory lint; then passed=$((passed + 1)); else echo "lint failed" >&2; failed=$((failed + 1)); fi
+
+echo "== end-to-end (independent Node.js gRPC client against the built server)"
+if ports=$(scripts/server.sh start "$out/e2e"); then
+  CACHESERVICE_ADDR="127.0.0.1:${ports%% *}" node --test \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$out/e2e.tap" tests/e2e/*.test.mjs </dev/null
+  p=$(grep -E '^# pass [0-9]+$' "$out/e2e.tap" | grep -oE '[0-9]+')
+  f=$(grep -E '^# fail [0-9]+$' "$out/e2e.tap" | grep -oE '[0-9]+')
+  if [ -z "$p" ] || [ -z "$f" ]; then echo "end-to-end: no test summary" >&2; failed=$((failed + 1)); else passed=$((passed + p)) failed=$((failed + f)); fi
+else
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
