@@ -14,13 +14,15 @@ namespace CacheService.Server.Tests;
 public sealed class TestServer : IAsyncDisposable
 {
     private readonly string[] _extraArgs;
+    private readonly Action<IServiceCollection>? _services;
     private WebApplication _app = null!;
     private GrpcChannel _channel = null!;
 
-    private TestServer(string dataDirectory, string[] extraArgs)
+    private TestServer(string dataDirectory, string[] extraArgs, Action<IServiceCollection>? services)
     {
         DataDirectory = dataDirectory;
         _extraArgs = extraArgs;
+        _services = services;
     }
 
     public string DataDirectory { get; }
@@ -36,9 +38,12 @@ public sealed class TestServer : IAsyncDisposable
     public int HttpPort { get; private set; }
 
     /// <summary>Starts a server; <paramref name="args"/> are extra configuration overrides.</summary>
-    public static async Task<TestServer> StartAsync(params string[] args)
+    public static Task<TestServer> StartAsync(params string[] args) => StartAsync(null, args);
+
+    /// <summary>Starts a server whose services <paramref name="services"/> may replace.</summary>
+    public static async Task<TestServer> StartAsync(Action<IServiceCollection>? services, params string[] args)
     {
-        var server = new TestServer(Directory.CreateTempSubdirectory("cs-server-").FullName, args);
+        var server = new TestServer(Directory.CreateTempSubdirectory("cs-server-").FullName, args, services);
         await server.StartAppAsync();
         return server;
     }
@@ -69,7 +74,11 @@ public sealed class TestServer : IAsyncDisposable
             "--Logging:LogLevel:Default=Warning",
             .. _extraArgs,
         ];
-        _app = CacheServiceApp.Create(args, builder => builder.Services.AddSingleton<TimeProvider>(Time));
+        _app = CacheServiceApp.Create(args, builder =>
+        {
+            builder.Services.AddSingleton<TimeProvider>(Time);
+            _services?.Invoke(builder.Services);
+        });
         await _app.StartAsync();
         var endpoints = _app.Services.GetRequiredService<ServerEndpoints>();
         HttpPort = endpoints.HttpPort;
