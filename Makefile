@@ -17,11 +17,12 @@ deps: tools/node_modules/.package-lock.json
 build:
 	dotnet build CacheService.sln -c $(CONFIGURATION) -nologo -clp:ErrorsOnly
 
+# dotnet run starts the server in the project directory, so relative paths are made absolute here.
 run:
 	dotnet run --project src/CacheService.Server -c $(CONFIGURATION) -- \
 	  --CacheService:Server:GrpcPort=$(PORT) \
 	  --CacheService:Server:HttpPort=$(HTTP_PORT) \
-	  --CacheService:Storage:DataDirectory=$(DATA_DIR)
+	  --CacheService:Storage:DataDirectory=$(abspath $(DATA_DIR))
 
 test: deps build
 	scripts/test.sh
