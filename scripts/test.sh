@@ -9,7 +9,7 @@ out=$(mktemp -d)
 trap 'scripts/server.sh stop "$out/e2e"; rm -rf "$out"' EXIT
 passed=0 failed=0
 
-for project in tests/*/*.csproj; do
+for project in tests/*.Tests/*.csproj; do
   name=$(basename "$project" .csproj)
   echo "== $name"
   dotnet test "$project" -c Release --no-build 2>&1 | tee "$out/$name.log" | grep -E '^\s*(Failed|Passed!|Failed!)|error' || true

@@ -38,7 +38,7 @@ public sealed class StorageOptions
     /// <summary>Directory of the embedded engines: <c>index.db</c> and <c>blobs/</c>. Default <c>./.cacheservice</c>.</summary>
     public string DataDirectory { get; set; } = ".cacheservice";
 
-    /// <summary>Index engine: <c>sqlite</c> (embedded). Default <c>sqlite</c>.</summary>
+    /// <summary>Index engine: <c>sqlite</c> (embedded, in <see cref="DataDirectory"/>) or <c>redis</c> (see <c>CacheService:Redis</c>). Default <c>sqlite</c>.</summary>
     public string IndexEngine { get; set; } = "sqlite";
 
     /// <summary>Blob engine: <c>filesystem</c> (embedded). Default <c>filesystem</c>.</summary>
@@ -48,7 +48,7 @@ public sealed class StorageOptions
     public IEnumerable<string> Validate()
     {
         if (string.IsNullOrWhiteSpace(DataDirectory)) yield return "DataDirectory is required";
-        if (IndexEngine != "sqlite") yield return "IndexEngine must be 'sqlite'";
+        if (IndexEngine is not ("sqlite" or "redis")) yield return "IndexEngine must be 'sqlite' or 'redis'";
         if (BlobEngine != "filesystem") yield return "BlobEngine must be 'filesystem'";
     }
 }

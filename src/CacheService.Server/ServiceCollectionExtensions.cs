@@ -3,11 +3,13 @@ using CacheService.Core;
 using CacheService.Core.Blobs;
 using CacheService.Core.Index;
 using CacheService.Core.Options;
+using CacheService.Index.Redis;
 using CacheService.Index.Sqlite;
 using CacheService.Server.Hosting;
 using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using StackExchange.Redis;
 
 namespace CacheService.Server;
 
@@ -24,8 +26,18 @@ public static class ServiceCollectionExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
-        services.TryAddSingleton<ILayerIndex>(sp => new SqliteLayerIndex(
-            Path.Combine(Storage(sp).DataDirectory, "index.db"), sp.GetRequiredService<TimeProvider>()));
+        services.AddOptions<RedisIndexOptions>().BindConfiguration(RedisIndexOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RedisIndexOptions>>(sp => new RedisValidator(sp.GetRequiredService<IOptions<StorageOptions>>()));
+        services.TryAddSingleton<IConnectionMultiplexer>(sp =>
+            RedisLayerIndex.ConnectAsync(sp.GetRequiredService<IOptions<RedisIndexOptions>>().Value).GetAwaiter().GetResult());
+        services.TryAddSingleton<ILayerIndex>(sp => Storage(sp).IndexEngine switch
+        {
+            "redis" => new RedisLayerIndex(
+                sp.GetRequiredService<IConnectionMultiplexer>(),
+                sp.GetRequiredService<IOptions<RedisIndexOptions>>().Value,
+                sp.GetRequiredService<TimeProvider>()),
+            _ => new SqliteLayerIndex(Path.Combine(Storage(sp).DataDirectory, "index.db"), sp.GetRequiredService<TimeProvider>()),
+        });
         services.TryAddSingleton<IBlobStore>(sp => new FileSystemBlobStore(Path.Combine(Storage(sp).DataDirectory, "blobs")));
         services.TryAddSingleton(sp => new LayerCache(
             sp.GetRequiredService<ILayerIndex>(),
@@ -56,6 +68,21 @@ public static class ServiceCollectionExtensions
             .BindConfiguration(section)
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<T>>(new ListingValidator<T>(section, validate));
+    }
+
+    // Redis settings matter only when Redis is the index engine.
+    private sealed class RedisValidator(IOptions<StorageOptions> storage) : IValidateOptions<RedisIndexOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, RedisIndexOptions options)
+        {
+            if (storage.Value.IndexEngine != "redis")
+            {
+                return ValidateOptionsResult.Success;
+            }
+
+            var problems = options.Validate().Select(p => $"{RedisIndexOptions.Section}: {p}").ToList();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        }
     }
 
     // Reports every problem with a section at start, not just the first.

@@ -2,6 +2,7 @@ using CacheService.Api.V1;
 using CacheService.Core;
 using CacheService.Core.Index;
 using CacheService.Index.Sqlite;
+using CacheService.Testing;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

@@ -1,5 +1,6 @@
 using CacheService.Api.V1;
 using CacheService.Core.Blobs;
+using CacheService.Testing;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 

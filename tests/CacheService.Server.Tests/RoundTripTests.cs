@@ -1,4 +1,5 @@
 using CacheService.Api.V1;
+using CacheService.Testing;
 using Grpc.Core;
 
 namespace CacheService.Server.Tests;

@@ -1,7 +1,7 @@
 using CacheService.Blobs.FileSystem;
 using CacheService.Core;
 using CacheService.Core.Blobs;
-using CacheService.Storage.Tests.Contracts;
+using CacheService.Testing;
 
 namespace CacheService.Storage.Tests.Engines;
 

@@ -1,6 +1,6 @@
 using CacheService.Core.Index;
 using CacheService.Index.Sqlite;
-using CacheService.Storage.Tests.Contracts;
+using CacheService.Testing;
 
 namespace CacheService.Storage.Tests.Engines;
 

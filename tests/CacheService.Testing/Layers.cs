@@ -3,7 +3,7 @@ using CacheService.Api.V1;
 using Google.Protobuf;
 using Grpc.Core;
 
-namespace CacheService.Server.Tests;
+namespace CacheService.Testing;
 
 /// <summary>Layer bytes and the client-side calls tests repeat.</summary>
 public static class Layers

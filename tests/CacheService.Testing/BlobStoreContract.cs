@@ -1,7 +1,7 @@
 using CacheService.Core;
 using CacheService.Core.Blobs;
 
-namespace CacheService.Storage.Tests.Contracts;
+namespace CacheService.Testing;
 
 /// <summary>
 /// The <see cref="IBlobStore"/> contract, written once and run against every engine.

@@ -1,10 +1,11 @@
 using CacheService.Api.V1;
+using CacheService.Server;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
-namespace CacheService.Server.Tests;
+namespace CacheService.Testing;
 
 /// <summary>
 /// The real server, in process, on real Kestrel ports picked by the OS, with a data directory of

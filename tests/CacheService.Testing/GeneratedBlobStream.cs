@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using CacheService.Core;
 
-namespace CacheService.Storage.Tests;
+namespace CacheService.Testing;
 
 /// <summary>A read-only stream of deterministic bytes made on the fly, so a large blob never sits in memory.</summary>
 public sealed class GeneratedBlobStream(long length) : Stream

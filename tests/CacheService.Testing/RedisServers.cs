@@ -1,0 +1,53 @@
+namespace CacheService.Testing;
+
+/// <summary>
+/// A real <c>redis-server</c> (or a 3-master Redis Cluster) on free loopback ports, started by
+/// scripts/redis.sh in a directory of its own and stopped by PID on dispose.
+/// </summary>
+public sealed class RedisServers : IDisposable
+{
+    private RedisServers(string directory, int[] ports)
+    {
+        Directory = directory;
+        Ports = ports;
+    }
+
+    /// <summary>Where the servers keep their data (AOF) and logs.</summary>
+    public string Directory { get; }
+
+    /// <summary>The ports, one per server.</summary>
+    public IReadOnlyList<int> Ports { get; }
+
+    /// <summary>A StackExchange.Redis configuration string naming every server.</summary>
+    public string Configuration => string.Join(',', Ports.Select(p => $"127.0.0.1:{p}"));
+
+    /// <summary>Starts one redis-server with AOF persistence.</summary>
+    public static RedisServers StartSingle()
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("cs-redis-").FullName;
+        var port = ServiceScripts.FreePort();
+        ServiceScripts.Run("redis.sh", "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return new RedisServers(directory, [port]);
+    }
+
+    /// <summary>Starts three masters and joins them into a cluster.</summary>
+    public static RedisServers StartCluster()
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("cs-redis-cluster-").FullName;
+        var ports = Enumerable.Range(0, 3).Select(_ => ServiceScripts.FreePort(alsoFreeOffset: 10000)).Distinct().ToArray();
+        ServiceScripts.Run("redis.sh", ["cluster", directory, .. ports.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        return new RedisServers(directory, ports);
+    }
+
+    /// <summary>Stops every server (by PID); the data stays for <see cref="Restart"/>.</summary>
+    public void Stop() => ServiceScripts.Run("redis.sh", "stop", Directory);
+
+    /// <summary>Starts a stopped single server again on the same port and data (AOF is replayed).</summary>
+    public void Restart() => ServiceScripts.Run("redis.sh", "start", Directory, Ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    public void Dispose()
+    {
+        Stop();
+        System.IO.Directory.Delete(Directory, recursive: true);
+    }
+}
