@@ -6,13 +6,17 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test lint clean deps
+.PHONY: build run test lint clean deps services
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 
 deps: tools/node_modules/.package-lock.json
+
+# Debian packages of the real services the tests start (redis-server).
+services:
+	scripts/install-services.sh
 
 build:
 	dotnet build CacheService.sln -c $(CONFIGURATION) -nologo -clp:ErrorsOnly
@@ -24,7 +28,7 @@ run:
 	  --CacheService:Server:HttpPort=$(HTTP_PORT) \
 	  --CacheService:Storage:DataDirectory=$(abspath $(DATA_DIR))
 
-test: deps build
+test: deps services build
 	scripts/test.sh
 
 lint: deps

@@ -241,6 +241,20 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
     public Task<long> DeleteAsync(string ns, IReadOnlyCollection<Digest>? keys, CancellationToken cancellationToken) =>
         keys is null ? index.DeleteAllAsync(ns, cancellationToken) : index.DeleteAsync(ns, keys, cancellationToken);
 
+    /// <summary>The index's invariant checks for a namespace, plus its budget; empty when consistent.</summary>
+    public async Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken)
+    {
+        var problems = (await index.VerifyAsync(ns, cancellationToken)).ToList();
+        var usage = await index.GetUsageAsync(ns, cancellationToken);
+        var budget = eviction.BudgetFor(ns);
+        if (usage.StoredBytes > budget.HighWatermarkBytes)
+        {
+            problems.Add($"stored bytes {usage.StoredBytes} exceed the budget of {budget.HighWatermarkBytes}");
+        }
+
+        return problems;
+    }
+
     // Reads each namespace in order. A slow or unreachable index makes a degraded miss, never an
     // error: the builder then simply rebuilds. The caller's own cancellation still propagates.
     private async Task<LookupResult> LookupInAsync(IReadOnlyList<string> namespaces, Digest key, CancellationToken cancellationToken)

@@ -168,4 +168,12 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var keys = request.All ? null : Requests.Digests(request.Keys, "keys", _limits.MaxBatch);
         return new Wire.DeleteResponse { Deleted = await cache.DeleteAsync(ns, keys, context.CancellationToken) };
     }
+
+    public override async Task<Wire.VerifyResponse> Verify(Wire.VerifyRequest request, ServerCallContext context)
+    {
+        var problems = await cache.VerifyAsync(Requests.Namespace(request.Namespace), context.CancellationToken);
+        var response = new Wire.VerifyResponse { Consistent = problems.Count == 0 };
+        response.Problems.AddRange(problems);
+        return response;
+    }
 }

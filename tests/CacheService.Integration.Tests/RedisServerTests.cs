@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using CacheService.Api.V1;
+using CacheService.Testing;
+using Grpc.Core;
+
+namespace CacheService.Integration.Tests;
+
+/// <summary>The whole server on a real Redis, selected by configuration alone, through outages.</summary>
+public sealed class RedisServerTests : IDisposable
+{
+    private readonly RedisServers _redis = RedisServers.StartSingle();
+
+    public void Dispose() => _redis.Dispose();
+
+    private Task<TestServer> StartServerAsync(params string[] args) => TestServer.StartAsync(
+    [
+        "--CacheService:Storage:IndexEngine=redis",
+        $"--CacheService:Redis:Configuration={_redis.Configuration}",
+        .. args,
+    ]);
+
+    [Fact]
+    public async Task The_round_trip_works_on_redis_and_verify_finds_it_consistent()
+    {
+        await using var server = await StartServerAsync("--CacheService:Eviction:NamespaceBudgetBytes:redis=10000000");
+        var client = server.Client;
+        for (var i = 0; i < 4; i++)
+        {
+            await Layers.UploadAndCommitAsync(client, "redis", $"k{i}", Layers.Random(3_000_000, i));
+        }
+
+        var first = await client.LookupAsync(new LookupRequest { Namespace = "redis", Key = Layers.Key("k0") });
+        Assert.False(first.Hit); // evicted by the fourth commit: 12 MB over a 10 MB budget
+        var last = await client.LookupAsync(new LookupRequest { Namespace = "redis", Key = Layers.Key("k3") });
+        Assert.True(last.Hit);
+        Assert.Equal(3_000_000, (await Layers.DownloadAsync(client, "redis", last.Layer.Digest)).Length);
+
+        var stats = await client.GetStatsAsync(new GetStatsRequest { Namespace = "redis" });
+        Assert.Equal((3L, 9_000_000L, 1L, 2L, 1L), (stats.Entries, stats.StoredBytes, stats.Evictions, stats.Lookups, stats.Hits));
+        var verify = await client.VerifyAsync(new VerifyRequest { Namespace = "redis" });
+        Assert.True(verify.Consistent, string.Join("; ", verify.Problems));
+    }
+
+    [Fact]
+    public async Task With_redis_stopped_lookups_answer_a_degraded_miss_quickly_commits_are_unavailable_and_all_recovers_without_a_restart()
+    {
+        await using var server = await StartServerAsync();
+        var client = server.Client;
+        var layer = await Layers.UploadAndCommitAsync(client, "outage", "kept", Layers.Random(10_000, 1));
+        var spare = Layers.Random(10_000, 2);
+        await Layers.UploadAsync(client, "outage", spare);
+
+        _redis.Stop();
+
+        var clock = Stopwatch.StartNew();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var lookup = await client.LookupAsync(new LookupRequest { Namespace = "outage", Key = Layers.Key("kept") }, deadline: deadline);
+        Assert.False(lookup.Hit);
+        Assert.True(lookup.Degraded);
+        var chain = await client.ResolveChainAsync(new ResolveChainRequest
+        {
+            Namespace = "outage",
+            BaseState = Layers.DigestOf([1]),
+            Platform = "linux/amd64",
+            Steps = { new StepInput { Instruction = "RUN x" } },
+        }, deadline: deadline);
+        Assert.True(chain.Degraded);
+        var commit = await Assert.ThrowsAsync<RpcException>(async () => await client.CommitAsync(
+            new CommitRequest { Namespace = "outage", Key = Layers.Key("new"), Layer = Layers.Descriptor(spare) }, deadline: deadline));
+        Assert.Equal(StatusCode.Unavailable, commit.StatusCode);
+        clock.Stop();
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"three calls against a dead Redis took {clock.Elapsed}");
+
+        // Redis comes back with its append-only file: the entry survived, and the same server
+        // process reconnects by itself.
+        _redis.Restart();
+        LookupResponse? after = null;
+        for (var attempt = 0; attempt < 100 && after?.Hit != true; attempt++)
+        {
+            after = await client.LookupAsync(new LookupRequest { Namespace = "outage", Key = Layers.Key("kept") });
+            if (!after.Hit)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.True(after!.Hit, "the server did not recover after Redis came back");
+        Assert.Equal(layer, after.Layer);
+        Assert.True((await client.CommitAsync(new CommitRequest { Namespace = "outage", Key = Layers.Key("new"), Layer = Layers.Descriptor(spare) })).Created);
+    }
+}
