@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test lint clean deps services
+.PHONY: build run test lint clean deps services bench-redis
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -30,6 +30,10 @@ run:
 
 test: deps services build
 	scripts/test.sh
+
+# Redis memory per index entry and index lookup throughput (starts its own redis-server).
+bench-redis: services
+	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) -- redis-index
 
 lint: deps
 	dotnet format CacheService.sln --verify-no-changes --verbosity quiet

@@ -125,8 +125,7 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
 
     /// <inheritdoc />
     public async Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken) =>
-        await Guard(Db.ScriptEvaluateAsync(Scripts.RecordUsage, [MetaKey(ns)],
-            [delta.Lookups, delta.Hits, delta.BytesUploaded, delta.BytesDownloaded]), cancellationToken);
+        await RunAsync(ns, Scripts.RecordUsage, [delta.Lookups, delta.Hits, delta.BytesUploaded, delta.BytesDownloaded], cancellationToken);
 
     /// <inheritdoc />
     public async Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken)
@@ -163,7 +162,7 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
         var entries = await ReadEntriesAsync(ns, cancellationToken);
         var refs = await ReadReferencesAsync(ns, cancellationToken);
         var usage = await GetUsageAsync(ns, cancellationToken);
-        var lruSize = await Guard(Db.SortedSetLengthAsync(Prefix(ns) + "lru"), cancellationToken);
+        var lruSize = await CountLruMembersAsync(ns, cancellationToken);
 
         var referencing = new Dictionary<Digest, (long Count, long Size)>();
         foreach (var (entry, _) in entries)
@@ -201,8 +200,22 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
 
     private RedisValue Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    private Task<RedisResult> RunAsync(string ns, string script, RedisValue[] args, CancellationToken cancellationToken) =>
-        Guard(Db.ScriptEvaluateAsync(script, [MetaKey(ns)], [Prefix(ns), .. args]), cancellationToken);
+    // EVALSHA first: the scripts are a few KB each, and sending their text with every lookup
+    // costs more than running them. A node that does not know a script yet (new, restarted,
+    // another cluster master) answers NOSCRIPT, and EVAL teaches it.
+    private async Task<RedisResult> RunAsync(string ns, string script, RedisValue[] args, CancellationToken cancellationToken)
+    {
+        RedisKey[] keys = [MetaKey(ns)];
+        RedisValue[] values = [Prefix(ns), .. args];
+        try
+        {
+            return await Guard(Db.ScriptEvaluateAsync(Scripts.Sha1(script), keys, values), cancellationToken);
+        }
+        catch (RedisServerException e) when (e.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await Guard(Db.ScriptEvaluateAsync(script, keys, values), cancellationToken);
+        }
+    }
 
     // Reads every entry bucket of a namespace, pipelined, without blocking Redis in a script.
     private async Task<List<(IndexEntry Entry, byte[] Raw)>> ReadEntriesAsync(string ns, CancellationToken cancellationToken)
@@ -218,6 +231,15 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
         }
 
         return found;
+    }
+
+    private async Task<long> CountLruMembersAsync(string ns, CancellationToken cancellationToken)
+    {
+        var prefix = Prefix(ns) + "l:";
+        var counts = Enumerable.Range(0, BucketCount)
+            .Select(b => Db.SortedSetLengthAsync(prefix + b.ToString("x3", CultureInfo.InvariantCulture)))
+            .ToList();
+        return (await Guard(Task.WhenAll(counts), cancellationToken)).Sum();
     }
 
     private async Task<Dictionary<Digest, long>> ReadReferencesAsync(string ns, CancellationToken cancellationToken) =>

@@ -9,14 +9,18 @@ namespace CacheService.Index.Redis;
 /// <code>
 /// {p}m            hash    clock, entries, bytes, evictions, lookups, hits, up, down
 /// {p}e:&lt;bbb&gt;      hash    entry buckets: raw 32-byte key -> EntryCodec value
-/// {p}lru          zset    raw key, scored by the logical clock of its last use
+/// {p}l:&lt;bbb&gt;      zset    LRU buckets: raw key, scored by the logical clock of its last use
+/// {p}lrumin       zset    bucket id (bbb), scored by the lowest score in that LRU bucket
 /// {p}r:&lt;bbb&gt;      hash    reference buckets: raw 32-byte blob digest -> reference count
 /// {p}gc           zset    unreferenced blobs, scored by when (ms) their last reference went
 /// {p}pre          hash    raw key -> preimage JSON, only for keys committed with their inputs
 /// </code>
 /// <para>where <c>{p}</c> is <c>&lt;prefix&gt;{ns}:</c> and <c>bbb</c> is the first 12 bits of the raw
-/// key or digest in hex. Bucketing keeps each hash small enough for Redis's compact listpack
-/// encoding (with <c>hash-max-listpack-value</c> &gt;= 128), which is what keeps an entry near 300 bytes.</para>
+/// key or digest in hex. Bucketing keeps each hash and sorted set small enough for Redis's
+/// compact listpack encoding (with <c>hash-max-listpack-value</c> &gt;= 128), which is what keeps an
+/// entry under 300 bytes; one big sorted set for the LRU alone would cost ~136 bytes an entry.
+/// The LRU stays exact: the oldest entry is the lowest member of the bucket that
+/// <c>lrumin</c> ranks first, and every change to a bucket refreshes its rank there.</para>
 /// <para>Every script gets the namespace's meta key as KEYS[1] (so clients route it to the right
 /// slot) and the key prefix as ARGV[1]; the other keys are derived inside the script and share
 /// the slot. Numbers passed back to Redis go through <c>int()</c> because Lua 5.1 would print
@@ -58,12 +62,36 @@ internal static class Scripts
             redis.call('ZADD', p .. 'gc', now, d)
           end
         end
+        local function lru_rank(b)
+          local lowest = redis.call('ZRANGE', p .. 'l:' .. b, 0, 0, 'WITHSCORES')
+          if lowest[1] then
+            redis.call('ZADD', p .. 'lrumin', lowest[2], b)
+          else
+            redis.call('ZREM', p .. 'lrumin', b)
+          end
+        end
+        local function lru_touch(key)
+          local b = bucket(key)
+          redis.call('ZADD', p .. 'l:' .. b, redis.call('HINCRBY', meta, 'clock', 1), key)
+          lru_rank(b)
+        end
+        local function lru_oldest(skip)
+          local buckets = redis.call('ZRANGE', p .. 'lrumin', 0, 1)
+          for _, b in ipairs(buckets) do
+            local keys = redis.call('ZRANGE', p .. 'l:' .. b, 0, 1)
+            for _, k in ipairs(keys) do
+              if k ~= skip then return k end
+            end
+          end
+          return nil
+        end
         local function remove_entry(key, now)
           local eb = p .. 'e:' .. bucket(key)
           local v = redis.call('HGET', eb, key)
           if not v then return false end
           redis.call('HDEL', eb, key)
-          redis.call('ZREM', p .. 'lru', key)
+          redis.call('ZREM', p .. 'l:' .. bucket(key), key)
+          lru_rank(bucket(key))
           redis.call('HDEL', p .. 'pre', key)
           for _, b in ipairs(blobs(v)) do drop_ref(b[1], b[2], now) end
           redis.call('HINCRBY', meta, 'entries', -1)
@@ -78,7 +106,7 @@ internal static class Scripts
         local eb = p .. 'e:' .. bucket(key)
         local v = redis.call('HGET', eb, key)
         if not v then return false end
-        redis.call('ZADD', p .. 'lru', redis.call('HINCRBY', meta, 'clock', 1), key)
+        lru_touch(key)
         local hits = struct.unpack('>d', v, 18)
         v = string.sub(v, 1, 9) .. struct.pack('>dd', tonumber(ARGV[3]), hits + 1) .. string.sub(v, 26)
         redis.call('HSET', eb, key, v)
@@ -102,7 +130,7 @@ internal static class Scripts
         for _, b in ipairs(list) do own = own + b[2] end
         if own > high then return { -1 } end
         redis.call('HSET', eb, key, value)
-        redis.call('ZADD', p .. 'lru', redis.call('HINCRBY', meta, 'clock', 1), key)
+        lru_touch(key)
         if ARGV[7] ~= '' then redis.call('HSET', p .. 'pre', key, ARGV[7]) end
         for _, b in ipairs(list) do add_ref(b[1], b[2]) end
         redis.call('HINCRBY', meta, 'entries', 1)
@@ -110,9 +138,7 @@ internal static class Scripts
         if tonumber(redis.call('HGET', meta, 'bytes')) > high then
           local evicted = 0
           while tonumber(redis.call('HGET', meta, 'bytes')) > low do
-            local oldest = redis.call('ZRANGE', p .. 'lru', 0, 1)
-            local victim = oldest[1]
-            if victim == key then victim = oldest[2] end
+            local victim = lru_oldest(key)
             if not victim then break end
             remove_entry(victim, now)
             result[#result + 1] = victim
@@ -134,9 +160,14 @@ internal static class Scripts
 
     /// <summary>ARGV: prefix, now (ms), batch size. Removes up to a batch of entries; returns how many.</summary>
     public const string DeleteBatch = Prelude + """
-        local keys = redis.call('ZRANGE', p .. 'lru', 0, tonumber(ARGV[3]) - 1)
-        for _, k in ipairs(keys) do remove_entry(k, ARGV[2]) end
-        return #keys
+        local n = 0
+        while n < tonumber(ARGV[3]) do
+          local victim = lru_oldest(nil)
+          if not victim then break end
+          remove_entry(victim, ARGV[2])
+          n = n + 1
+        end
+        return n
         """;
 
     /// <summary>ARGV: prefix, now (ms), blob, keys... Removes those keys that still reference the blob.</summary>
@@ -168,12 +199,20 @@ internal static class Scripts
         return out
         """;
 
-    /// <summary>KEYS[1]: meta. ARGV: lookups, hits, bytes uploaded, bytes downloaded.</summary>
+    /// <summary>ARGV: prefix, lookups, hits, bytes uploaded, bytes downloaded.</summary>
     public const string RecordUsage = """
         local fields = { 'lookups', 'hits', 'up', 'down' }
         for i = 1, 4 do
-          if ARGV[i] ~= '0' then redis.call('HINCRBY', KEYS[1], fields[i], ARGV[i]) end
+          if ARGV[i + 1] ~= '0' then redis.call('HINCRBY', KEYS[1], fields[i], ARGV[i + 1]) end
         end
         return 0
         """;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> Hashes = new();
+
+    /// <summary>The SHA-1 that EVALSHA names a script by (Redis's choice of name, not a security use).</summary>
+#pragma warning disable CA5350
+    public static byte[] Sha1(string script) =>
+        Hashes.GetOrAdd(script, s => System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(s)));
+#pragma warning restore CA5350
 }
