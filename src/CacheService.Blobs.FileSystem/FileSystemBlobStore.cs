@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using CacheService.Core;
 using CacheService.Core.Blobs;
 
@@ -50,7 +51,8 @@ public sealed class FileSystemBlobStore : IBlobStore
         {
             await using (var file = new FileStream(staging, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous))
             {
-                await VerifyingCopy.CopyAsync(content, file, digest, size, cancellationToken);
+                await using var verified = new VerifyingReadStream(content, digest, size);
+                await verified.CopyToAsync(file, VerifyingReadStream.BufferSize, cancellationToken);
                 file.Flush(flushToDisk: true);
             }
 
@@ -98,6 +100,26 @@ public sealed class FileSystemBlobStore : IBlobStore
 
         File.Delete(path);
         return Task.FromResult(true);
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<StoredBlob> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var root = new DirectoryInfo(_root);
+        foreach (var file in root.EnumerateFiles("*", SearchOption.AllDirectories))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var relative = Path.GetRelativePath(_root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
+            var marker = relative.LastIndexOf("/blobs/sha256/", StringComparison.Ordinal);
+            if (marker <= 0 || !Digest.TryParse(Digest.Prefix + file.Name, out var digest))
+            {
+                continue; // staging files and anything else that is not a blob
+            }
+
+            yield return new StoredBlob(relative[..marker], digest, file.Length, file.LastWriteTimeUtc);
+        }
+
+        await Task.CompletedTask;
     }
 
     // The namespace becomes a path: check it here too, whatever the caller already did.

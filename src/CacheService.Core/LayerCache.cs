@@ -177,7 +177,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(VerifyingCopy.BufferSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(VerifyingReadStream.BufferSize);
         long position = 0;
         long sent = 0;
         try
@@ -185,7 +185,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
             await using (stream)
             {
                 int read;
-                while ((read = await stream.ReadAsync(buffer.AsMemory(0, VerifyingCopy.BufferSize), cancellationToken)) > 0)
+                while ((read = await stream.ReadAsync(buffer.AsMemory(0, VerifyingReadStream.BufferSize), cancellationToken)) > 0)
                 {
                     hash.AppendData(buffer, 0, read);
                     var skip = (int)Math.Clamp(offset - position, 0, read);

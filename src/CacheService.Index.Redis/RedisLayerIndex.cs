@@ -155,6 +155,10 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
+    public async Task<bool> IsBlobInUseAsync(string ns, Digest blob, CancellationToken cancellationToken) =>
+        (long)await RunAsync(ns, Scripts.IsBlobInUse, [EntryCodec.Raw(blob)], cancellationToken) == 1;
+
+    /// <inheritdoc />
     /// <remarks>Reads the namespace outside a script, so run it while the namespace is quiet.</remarks>
     public async Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken)
     {

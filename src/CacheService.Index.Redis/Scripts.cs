@@ -199,6 +199,13 @@ internal static class Scripts
         return out
         """;
 
+    /// <summary>ARGV: prefix, blob. Returns 1 when an entry references the blob or it waits in the collection queue.</summary>
+    public const string IsBlobInUse = Prelude + """
+        local d = ARGV[2]
+        if redis.call('HGET', p .. 'r:' .. bucket(d), d) or redis.call('ZSCORE', p .. 'gc', d) then return 1 end
+        return 0
+        """;
+
     /// <summary>ARGV: prefix, lookups, hits, bytes uploaded, bytes downloaded.</summary>
     public const string RecordUsage = """
         local fields = { 'lookups', 'hits', 'up', 'down' }

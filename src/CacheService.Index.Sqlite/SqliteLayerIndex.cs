@@ -205,6 +205,13 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
         }, cancellationToken);
 
     /// <inheritdoc />
+    public Task<bool> IsBlobInUseAsync(string ns, Digest blob, CancellationToken cancellationToken) =>
+        InTransactionAsync(
+            tx => Scalar(tx, "SELECT EXISTS (SELECT 1 FROM blobs WHERE ns = $ns AND digest = $digest) OR EXISTS (SELECT 1 FROM gc_queue WHERE ns = $ns AND digest = $digest)",
+                ("$ns", ns), ("$digest", blob.Value)) != 0,
+            cancellationToken);
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken) =>
         InTransactionAsync<IReadOnlyList<string>>(tx =>
         {

@@ -41,7 +41,7 @@ public sealed class StorageOptions
     /// <summary>Index engine: <c>sqlite</c> (embedded, in <see cref="DataDirectory"/>) or <c>redis</c> (see <c>CacheService:Redis</c>). Default <c>sqlite</c>.</summary>
     public string IndexEngine { get; set; } = "sqlite";
 
-    /// <summary>Blob engine: <c>filesystem</c> (embedded). Default <c>filesystem</c>.</summary>
+    /// <summary>Blob engine: <c>filesystem</c> (embedded, in <see cref="DataDirectory"/>) or <c>s3</c> (see <c>CacheService:S3</c>). Default <c>filesystem</c>.</summary>
     public string BlobEngine { get; set; } = "filesystem";
 
     /// <summary>Problems with the values, empty when valid.</summary>
@@ -49,6 +49,6 @@ public sealed class StorageOptions
     {
         if (string.IsNullOrWhiteSpace(DataDirectory)) yield return "DataDirectory is required";
         if (IndexEngine is not ("sqlite" or "redis")) yield return "IndexEngine must be 'sqlite' or 'redis'";
-        if (BlobEngine != "filesystem") yield return "BlobEngine must be 'filesystem'";
+        if (BlobEngine is not ("filesystem" or "s3")) yield return "BlobEngine must be 'filesystem' or 's3'";
     }
 }

@@ -1,4 +1,5 @@
 using CacheService.Blobs.FileSystem;
+using CacheService.Blobs.S3;
 using CacheService.Core;
 using CacheService.Core.Blobs;
 using CacheService.Core.Index;
@@ -9,6 +10,10 @@ using CacheService.Server.Hosting;
 using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Registry;
+using Polly.Retry;
 using StackExchange.Redis;
 
 namespace CacheService.Server;
@@ -27,7 +32,8 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
         services.AddOptions<RedisIndexOptions>().BindConfiguration(RedisIndexOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<RedisIndexOptions>>(sp => new RedisValidator(sp.GetRequiredService<IOptions<StorageOptions>>()));
+        services.AddSingleton<IValidateOptions<RedisIndexOptions>>(sp => new EngineValidator<RedisIndexOptions>(
+            RedisIndexOptions.Section, () => Storage(sp).IndexEngine == "redis", o => o.Validate()));
         services.TryAddSingleton<IConnectionMultiplexer>(sp =>
             RedisLayerIndex.ConnectAsync(sp.GetRequiredService<IOptions<RedisIndexOptions>>().Value).GetAwaiter().GetResult());
         services.TryAddSingleton<ILayerIndex>(sp => Storage(sp).IndexEngine switch
@@ -38,14 +44,16 @@ public static class ServiceCollectionExtensions
                 sp.GetRequiredService<TimeProvider>()),
             _ => new SqliteLayerIndex(Path.Combine(Storage(sp).DataDirectory, "index.db"), sp.GetRequiredService<TimeProvider>()),
         });
-        services.TryAddSingleton<IBlobStore>(sp => new FileSystemBlobStore(Path.Combine(Storage(sp).DataDirectory, "blobs")));
+        AddBlobStore(services);
         services.TryAddSingleton(sp => new LayerCache(
             sp.GetRequiredService<ILayerIndex>(),
             sp.GetRequiredService<IBlobStore>(),
             sp.GetRequiredService<IOptions<LimitsOptions>>().Value,
             sp.GetRequiredService<IOptions<EvictionOptions>>().Value));
         services.TryAddSingleton<BlobCollector>();
+        services.TryAddSingleton<OrphanSweeper>();
         services.AddHostedService<BlobCollectionService>();
+        services.AddHostedService<OrphanSweepService>();
 
         services.AddGrpc(grpc =>
         {
@@ -59,6 +67,59 @@ public static class ServiceCollectionExtensions
         return services;
     }
 
+    // The blob engine, wrapped in retries, timeouts and a circuit breaker (named Polly pipelines).
+    private static void AddBlobStore(IServiceCollection services)
+    {
+        services.AddOptions<S3BlobOptions>().BindConfiguration(S3BlobOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<S3BlobOptions>>(sp => new EngineValidator<S3BlobOptions>(
+            S3BlobOptions.Section, () => Storage(sp).BlobEngine == "s3", o => o.Validate()));
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<S3BlobOptions>>().Value;
+            // Layers take as long as they take; connecting must not. Per-call limits come from
+            // the resilience pipelines and the callers' deadlines.
+            var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2), PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+            {
+                Timeout = Timeout.InfiniteTimeSpan,
+            };
+            return new S3BlobStore(S3BlobStore.CreateClient(options), http, options);
+        });
+        services.AddResiliencePipeline(ResilientBlobStore.IdempotentPipeline, pipeline => pipeline
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
+                MaxRetryAttempts = 2,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(100),
+            })
+            .AddCircuitBreaker(BlobCircuitBreaker())
+            .AddTimeout(TimeSpan.FromSeconds(10)));
+        services.AddResiliencePipeline(ResilientBlobStore.UploadPipeline, pipeline => pipeline.AddCircuitBreaker(BlobCircuitBreaker()));
+        services.TryAddSingleton<IBlobStore>(sp =>
+        {
+            IBlobStore store = Storage(sp).BlobEngine == "s3"
+                ? sp.GetRequiredService<S3BlobStore>()
+                : new FileSystemBlobStore(Path.Combine(Storage(sp).DataDirectory, "blobs"));
+            var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();
+            return new ResilientBlobStore(store, pipelines.GetPipeline(ResilientBlobStore.IdempotentPipeline), pipelines.GetPipeline(ResilientBlobStore.UploadPipeline));
+        });
+        services.AddHostedService(sp => Storage(sp).BlobEngine == "s3"
+            ? new BucketSetupService(sp.GetRequiredService<S3BlobStore>(), sp.GetRequiredService<ILogger<BucketSetupService>>())
+            : (IHostedService)new NoOpHostedService());
+    }
+
+    // Opens after half the calls of a 10-second window fail (at least 8 calls) and lets one
+    // call through after 5 seconds to see whether the store is back.
+    private static CircuitBreakerStrategyOptions BlobCircuitBreaker() => new()
+    {
+        ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
+        FailureRatio = 0.5,
+        MinimumThroughput = 8,
+        SamplingDuration = TimeSpan.FromSeconds(10),
+        BreakDuration = TimeSpan.FromSeconds(5),
+    };
+
     private static StorageOptions Storage(IServiceProvider sp) => sp.GetRequiredService<IOptions<StorageOptions>>().Value;
 
     private static void AddValidatedOptions<T>(IServiceCollection services, string section, Func<T, IEnumerable<string>> validate)
@@ -70,19 +131,22 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<T>>(new ListingValidator<T>(section, validate));
     }
 
-    // Redis settings matter only when Redis is the index engine.
-    private sealed class RedisValidator(IOptions<StorageOptions> storage) : IValidateOptions<RedisIndexOptions>
+    // An engine's settings matter only when that engine is selected.
+    private sealed class EngineValidator<T>(string section, Func<bool> selected, Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
+        where T : class
     {
-        public ValidateOptionsResult Validate(string? name, RedisIndexOptions options)
+        public ValidateOptionsResult Validate(string? name, T options)
         {
-            if (storage.Value.IndexEngine != "redis")
-            {
-                return ValidateOptionsResult.Success;
-            }
-
-            var problems = options.Validate().Select(p => $"{RedisIndexOptions.Section}: {p}").ToList();
+            var problems = selected() ? validate(options).Select(p => $"{section}: {p}").ToList() : [];
             return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
+    }
+
+    private sealed class NoOpHostedService : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     // Reports every problem with a section at start, not just the first.

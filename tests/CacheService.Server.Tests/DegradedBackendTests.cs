@@ -115,6 +115,8 @@ public sealed class DegradedBackendTests : IAsyncLifetime
 
         public Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken) => inner.VerifyAsync(ns, cancellationToken);
 
+        public Task<bool> IsBlobInUseAsync(string ns, Digest blob, CancellationToken cancellationToken) => inner.IsBlobInUseAsync(ns, blob, cancellationToken);
+
         private async Task Trouble(CancellationToken cancellationToken)
         {
             if (Down)

@@ -1,5 +1,8 @@
 using CacheService.Core;
 using CacheService.Core.Blobs;
+using CacheService.Core.Index;
+using CacheService.Index.Sqlite;
+using Microsoft.Extensions.Time.Testing;
 
 namespace CacheService.Testing;
 
@@ -138,6 +141,60 @@ public abstract class BlobStoreContract : IDisposable
         var digest = Digest.Of(data);
         await Store.PutAsync(Ns, digest, data.Length, new MemoryStream(data), Ct);
         Assert.Null(await Store.GetSizeAsync(Ns + "/other", digest, Ct));
+    }
+
+    [Fact]
+    public async Task Listing_shows_every_stored_blob_with_its_namespace_and_size()
+    {
+        var a = Bytes(1000, seed: 11);
+        var b = Bytes(2000, seed: 12);
+        var before = DateTimeOffset.UtcNow.AddMinutes(-5);
+        await Store.PutAsync(Ns, Digest.Of(a), a.Length, new MemoryStream(a), Ct);
+        await Store.PutAsync(Ns + "/sub", Digest.Of(b), b.Length, new MemoryStream(b), Ct);
+
+        var listed = new List<StoredBlob>();
+        await foreach (var blob in Store.ListAsync(Ct))
+        {
+            if (blob.Namespace.StartsWith(Ns, StringComparison.Ordinal))
+            {
+                listed.Add(blob);
+            }
+        }
+
+        Assert.Equal(2, listed.Count);
+        Assert.Contains(listed, x => x.Namespace == Ns && x.Digest == Digest.Of(a) && x.Size == 1000);
+        Assert.Contains(listed, x => x.Namespace == Ns + "/sub" && x.Digest == Digest.Of(b) && x.Size == 2000);
+        Assert.All(listed, x => Assert.True(x.LastModified > before && x.LastModified < DateTimeOffset.UtcNow.AddMinutes(5)));
+    }
+
+    [Fact]
+    public async Task The_orphan_sweeper_deletes_only_old_blobs_no_entry_uses()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var grace = TimeSpan.FromMinutes(10);
+        var directory = Directory.CreateTempSubdirectory("cs-sweep-").FullName;
+        try
+        {
+            using var index = new SqliteLayerIndex(Path.Combine(directory, "index.db"), time);
+            var sweeper = new OrphanSweeper(index, Store, time);
+            var used = Bytes(1000, seed: 21);
+            var orphan = Bytes(1000, seed: 22);
+            await Store.PutAsync(Ns, Digest.Of(used), used.Length, new MemoryStream(used), Ct);
+            await Store.PutAsync(Ns, Digest.Of(orphan), orphan.Length, new MemoryStream(orphan), Ct);
+            var layer = new LayerDescriptor(Digest.Of(used), Digest.Of(orphan), used.Length, "application/vnd.oci.image.layer.v1.tar");
+            await index.CommitAsync(Ns, NewEntry.ForLayer(Digest.Of("key"u8), layer), new NamespaceBudget(1 << 20, 1 << 20), Ct);
+
+            Assert.Equal(0, await sweeper.SweepOnceAsync(grace, Ct)); // both younger than the grace period
+            time.Advance(grace + TimeSpan.FromMinutes(1));
+            await sweeper.SweepOnceAsync(grace, Ct);
+
+            Assert.Null(await Store.GetSizeAsync(Ns, Digest.Of(orphan), Ct));
+            Assert.Equal(used.Length, await Store.GetSizeAsync(Ns, Digest.Of(used), Ct));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]

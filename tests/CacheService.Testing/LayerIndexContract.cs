@@ -215,6 +215,22 @@ public abstract class LayerIndexContract : IDisposable
     }
 
     [Fact]
+    public async Task A_blob_is_in_use_while_referenced_and_while_it_waits_out_its_grace_period()
+    {
+        var layer = Layer("used", 10);
+        Assert.False(await Index.IsBlobInUseAsync(Ns, layer.Digest, Ct));
+        await Commit("used", layer);
+        Assert.True(await Index.IsBlobInUseAsync(Ns, layer.Digest, Ct));
+        Assert.False(await Index.IsBlobInUseAsync(UniqueNamespace(), layer.Digest, Ct));
+
+        await Index.DeleteAsync(Ns, [KeyOf("used")], Ct);
+        Assert.True(await Index.IsBlobInUseAsync(Ns, layer.Digest, Ct)); // queued for collection
+        Time.Advance(TimeSpan.FromHours(1));
+        Assert.Single(await TakeOwnCollectable(Time.GetUtcNow()));
+        Assert.False(await Index.IsBlobInUseAsync(Ns, layer.Digest, Ct));
+    }
+
+    [Fact]
     public async Task Delete_all_drops_every_key_of_the_namespace_only()
     {
         var other = UniqueNamespace();

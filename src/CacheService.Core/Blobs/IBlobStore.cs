@@ -27,4 +27,10 @@ public interface IBlobStore
 
     /// <summary>Deletes the blob; false when it was not stored.</summary>
     Task<bool> DeleteAsync(string ns, Digest digest, CancellationToken cancellationToken);
+
+    /// <summary>Every stored blob of every namespace, in no particular order (for the orphan sweeper).</summary>
+    IAsyncEnumerable<StoredBlob> ListAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>A blob as the store lists it.</summary>
+public readonly record struct StoredBlob(string Namespace, Digest Digest, long Size, DateTimeOffset LastModified);

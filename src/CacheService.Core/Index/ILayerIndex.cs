@@ -55,6 +55,12 @@ public interface ILayerIndex
     /// </summary>
     Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// True when an entry references the blob, or when it waits out its grace period in the
+    /// collection queue. The orphan sweeper deletes only blobs for which this is false.
+    /// </summary>
+    Task<bool> IsBlobInUseAsync(string ns, Digest blob, CancellationToken cancellationToken);
+
     /// <summary>Checks the index's invariants for a namespace; an empty list means consistent.</summary>
     Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken);
 }

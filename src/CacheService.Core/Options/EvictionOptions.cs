@@ -30,6 +30,9 @@ public sealed class EvictionOptions
     /// <summary>How often the collector deletes blobs past their grace period. Default 1 minute.</summary>
     public TimeSpan CollectionInterval { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>How often the store is swept for blobs no entry references (crash leftovers). Default 1 hour.</summary>
+    public TimeSpan OrphanSweepInterval { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>The budget of <paramref name="ns"/>.</summary>
     public NamespaceBudget BudgetFor(string ns)
     {
@@ -44,6 +47,7 @@ public sealed class EvictionOptions
         if (LowWatermarkRatio is <= 0 or > 1) yield return "LowWatermarkRatio must be in (0, 1]";
         if (BlobGracePeriod < TimeSpan.Zero) yield return "BlobGracePeriod must not be negative";
         if (CollectionInterval <= TimeSpan.Zero) yield return "CollectionInterval must be positive";
+        if (OrphanSweepInterval <= TimeSpan.Zero) yield return "OrphanSweepInterval must be positive";
         foreach (var (name, bytes) in NamespaceBudgetBytes)
         {
             if (bytes <= 0) yield return $"NamespaceBudgetBytes[{name}] must be positive";

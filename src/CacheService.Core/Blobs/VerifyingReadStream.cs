@@ -1,0 +1,92 @@
+using System.Security.Cryptography;
+
+namespace CacheService.Core.Blobs;
+
+/// <summary>
+/// Reads a blob's bytes through, hashing them, and holds back the last read until the whole
+/// content is known to have exactly the declared size and digest. Whatever consumes it (a file,
+/// an HTTP PUT to an object store) therefore never receives a complete body that is wrong: a
+/// mismatch throws instead of delivering the final bytes, so the upload is abandoned before the
+/// blob can become visible. Stores use it so that verification is written once.
+/// </summary>
+public sealed class VerifyingReadStream(Stream source, Digest digest, long size) : Stream
+{
+    /// <summary>Buffer size stores copy with, in bytes.</summary>
+    public const int BufferSize = 128 * 1024;
+
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private long _total;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => size;
+
+    public override long Position { get => _total; set => throw new NotSupportedException(); }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_total == size)
+        {
+            return 0; // verified at the end of the previous read
+        }
+
+        var wanted = (int)Math.Min(buffer.Length, size - _total);
+        var read = await source.ReadAsync(buffer[..wanted], cancellationToken);
+        if (read == 0)
+        {
+            throw new InvalidFieldException("size", $"the content has {_total} bytes, not the declared {size}");
+        }
+
+        _hash.AppendData(buffer.Span[..read]);
+        _total += read;
+        if (_total == size)
+        {
+            await VerifyEndAsync(cancellationToken);
+        }
+
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _hash.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private async Task VerifyEndAsync(CancellationToken cancellationToken)
+    {
+        var probe = new byte[1];
+        if (await source.ReadAsync(probe, cancellationToken) > 0)
+        {
+            throw new InvalidFieldException("size", $"the content is longer than the declared {size} bytes");
+        }
+
+        if (Digest.FromHash(_hash.GetHashAndReset()) != digest)
+        {
+            throw new InvalidFieldException("digest", "the content does not hash to the declared digest");
+        }
+    }
+}

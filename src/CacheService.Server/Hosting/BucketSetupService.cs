@@ -1,0 +1,25 @@
+using CacheService.Blobs.S3;
+using CacheService.Core;
+
+namespace CacheService.Server.Hosting;
+
+/// <summary>Creates the S3 bucket at start when it is missing; an unreachable store only logs.</summary>
+internal sealed partial class BucketSetupService(S3BlobStore store, ILogger<BucketSetupService> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.EnsureBucketAsync(cancellationToken);
+        }
+        catch (CacheServiceException e)
+        {
+            LogBucketSetupFailed(e.Message);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(EventId = 220, Level = LogLevel.Warning, Message = "Could not check or create the bucket at start: {Reason}")]
+    private partial void LogBucketSetupFailed(string reason);
+}

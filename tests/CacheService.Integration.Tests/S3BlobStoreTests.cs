@@ -1,0 +1,64 @@
+using CacheService.Blobs.S3;
+using CacheService.Core;
+using CacheService.Core.Blobs;
+using CacheService.Testing;
+
+namespace CacheService.Integration.Tests;
+
+[CollectionDefinition(Name)]
+public sealed class SharedRgw : ICollectionFixture<RgwServer>
+{
+    public const string Name = "Ceph RGW";
+}
+
+/// <summary>The blob contract on a real Ceph RGW, plus what only the S3 engine must show.</summary>
+[Collection(SharedRgw.Name)]
+public sealed class S3BlobStoreTests(RgwServer rgw) : BlobStoreContract
+{
+    private readonly HttpClient _http = new();
+
+    protected override IBlobStore CreateStore()
+    {
+        var options = rgw.Options();
+        var store = new S3BlobStore(S3BlobStore.CreateClient(options), _http, options);
+        store.EnsureBucketAsync(CancellationToken.None).GetAwaiter().GetResult();
+        return store;
+    }
+
+    public override void Dispose()
+    {
+        _http.Dispose();
+        base.Dispose();
+    }
+
+    [Fact]
+    public async Task Storing_a_large_blob_allocates_far_less_than_its_size()
+    {
+        const long size = 256L << 20;
+        var digest = GeneratedBlobStream.DigestOf(size);
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        await Store.PutAsync(Ns, digest, size, new GeneratedBlobStream(size), Ct);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        Assert.Equal(size, await Store.GetSizeAsync(Ns, digest, Ct));
+        Assert.True(allocated < 16L << 20, $"allocated {allocated} bytes to store {size}");
+    }
+
+    [Fact]
+    public async Task A_layer_over_the_single_upload_limit_is_refused_before_any_byte_is_read()
+    {
+        var e = await Assert.ThrowsAsync<InvalidFieldException>(() =>
+            Store.PutAsync(Ns, Digest.Of([1]), S3BlobStore.MaxSinglePutBytes + 1, new MemoryStream(), Ct));
+        Assert.Equal("size", e.Field);
+    }
+
+    [Fact]
+    public async Task An_unreachable_endpoint_is_an_unavailable_backend()
+    {
+        var options = rgw.Options();
+        options.Endpoint = $"http://127.0.0.1:{ServiceScripts.FreePort()}";
+        var dead = new S3BlobStore(S3BlobStore.CreateClient(options), _http, options);
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => dead.GetSizeAsync(Ns, Digest.Of([1]), Ct));
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => dead.OpenReadAsync(Ns, Digest.Of([1]), 0, Ct));
+    }
+}
