@@ -14,7 +14,7 @@ tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.jso
 
 deps: tools/node_modules/.package-lock.json
 
-# Debian packages of the real services the tests start (redis-server).
+# Debian packages of the real services the tests start (redis-server, Ceph RGW).
 services:
 	scripts/install-services.sh
 

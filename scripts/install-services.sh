@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests start as real services, when they are missing.
-# Needs root (CI and the dev machines run as root). Nothing is started here: each test
-# starts its own instances on free ports through scripts/redis.sh.
+# Needs root (CI and the dev machines run as root). Nothing is started here: the tests start
+# their own instances on free ports through scripts/redis.sh and scripts/rgw.sh.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+for tool in radosgw ceph-mon ceph-osd ceph-mgr; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

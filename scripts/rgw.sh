@@ -25,6 +25,15 @@ wait_for() { # description, command...
   return 1
 }
 
+retry() { # command... ; a young monitor refuses some commands for a moment (EPERM, EAGAIN)
+  local out
+  for _ in $(seq 1 100); do
+    if out=$("$@" 2>/dev/null); then echo "$out"; return 0; fi
+    sleep 0.2
+  done
+  "$@"
+}
+
 start_rgw() {
   radosgw -c "$conf" -n client.rgw 2>/dev/null
   wait_for "radosgw on port $(cat "$dir/rgw.port")" curl -sf "http://127.0.0.1:$(cat "$dir/rgw.port")/"
@@ -66,6 +75,10 @@ osd pool default min size = 1
 osd pool default pg num = 8
 osd pool default pgp num = 8
 osd crush chooseleaf type = 0
+# A booting OSD may send its crush update before it has the monitor's fsid and be refused
+# ("wrong fsid"); placing it in the crush map ourselves avoids that race.
+osd crush update on start = false
+osd class update on start = false
 mon allow pool size one = true
 mon allow pool delete = true
 mon max pg per osd = 1000
@@ -90,12 +103,16 @@ CONF
     ceph-mon -c "$conf" -i a 2>/dev/null
     wait_for "ceph-mon on port $mon_port" ceph_ mon stat
     ceph-mgr -c "$conf" -i x 2>/dev/null
-    osd_id=$(ceph_ osd create)
-    ceph-osd -c "$conf" -i "$osd_id" --mkfs >/dev/null 2>&1
+    # The OSD's uuid is given to both sides; left to chance, the OSD sometimes boots with one the
+    # monitor does not know ("wrong fsid") and never comes up.
+    osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+    osd_id=$(retry ceph_ osd create "$osd_uuid")
+    ceph-osd -c "$conf" -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1
+    retry ceph_ osd crush add "osd.$osd_id" 1.0 root=default >/dev/null
     ceph-osd -c "$conf" -i "$osd_id" 2>/dev/null
     wait_for "the OSD to come up" bash -c "ceph -c '$conf' osd stat | grep -q '1 up'"
     start_rgw
-    radosgw-admin -c "$conf" user create --uid=cacheservice --display-name=cacheservice \
+    retry radosgw-admin -c "$conf" user create --uid=cacheservice --display-name=cacheservice \
       --access-key=cacheservice --secret=cacheservice-secret >/dev/null
     ;;
   stop-rgw) stop_pid "$dir/run/client.rgw.pid" ;;

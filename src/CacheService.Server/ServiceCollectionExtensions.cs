@@ -84,7 +84,10 @@ public static class ServiceCollectionExtensions
             };
             return new S3BlobStore(S3BlobStore.CreateClient(options), http, options);
         });
-        services.AddResiliencePipeline(ResilientBlobStore.IdempotentPipeline, pipeline => pipeline
+        // Retry delays, timeouts and breaks follow the wall clock, not the injected TimeProvider:
+        // they pace real network calls, while the injected clock governs cache semantics (grace
+        // periods, recency) that tests move by hand. Polly would otherwise take the injected one.
+        services.AddResiliencePipeline(ResilientBlobStore.IdempotentPipeline, pipeline => WallClock(pipeline)
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
@@ -95,7 +98,7 @@ public static class ServiceCollectionExtensions
             })
             .AddCircuitBreaker(BlobCircuitBreaker())
             .AddTimeout(TimeSpan.FromSeconds(10)));
-        services.AddResiliencePipeline(ResilientBlobStore.UploadPipeline, pipeline => pipeline.AddCircuitBreaker(BlobCircuitBreaker()));
+        services.AddResiliencePipeline(ResilientBlobStore.UploadPipeline, pipeline => WallClock(pipeline).AddCircuitBreaker(BlobCircuitBreaker()));
         services.TryAddSingleton<IBlobStore>(sp =>
         {
             IBlobStore store = Storage(sp).BlobEngine == "s3"
@@ -104,9 +107,13 @@ public static class ServiceCollectionExtensions
             var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();
             return new ResilientBlobStore(store, pipelines.GetPipeline(ResilientBlobStore.IdempotentPipeline), pipelines.GetPipeline(ResilientBlobStore.UploadPipeline));
         });
-        services.AddHostedService(sp => Storage(sp).BlobEngine == "s3"
-            ? new BucketSetupService(sp.GetRequiredService<S3BlobStore>(), sp.GetRequiredService<ILogger<BucketSetupService>>())
-            : (IHostedService)new NoOpHostedService());
+        services.AddHostedService<BucketSetupService>();
+    }
+
+    private static ResiliencePipelineBuilder WallClock(ResiliencePipelineBuilder pipeline)
+    {
+        pipeline.TimeProvider = TimeProvider.System;
+        return pipeline;
     }
 
     // Opens after half the calls of a 10-second window fail (at least 8 calls) and lets one
@@ -140,13 +147,6 @@ public static class ServiceCollectionExtensions
             var problems = selected() ? validate(options).Select(p => $"{section}: {p}").ToList() : [];
             return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
-    }
-
-    private sealed class NoOpHostedService : IHostedService
-    {
-        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     // Reports every problem with a section at start, not just the first.

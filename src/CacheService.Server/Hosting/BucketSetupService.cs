@@ -1,16 +1,22 @@
 using CacheService.Blobs.S3;
 using CacheService.Core;
+using Microsoft.Extensions.Options;
 
 namespace CacheService.Server.Hosting;
 
 /// <summary>Creates the S3 bucket at start when it is missing; an unreachable store only logs.</summary>
-internal sealed partial class BucketSetupService(S3BlobStore store, ILogger<BucketSetupService> logger) : IHostedService
+internal sealed partial class BucketSetupService(IServiceProvider services, IOptions<StorageOptions> storage, ILogger<BucketSetupService> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        if (storage.Value.BlobEngine != "s3")
+        {
+            return;
+        }
+
         try
         {
-            await store.EnsureBucketAsync(cancellationToken);
+            await services.GetRequiredService<S3BlobStore>().EnsureBucketAsync(cancellationToken);
         }
         catch (CacheServiceException e)
         {

@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using CacheService.Api.V1;
+using CacheService.Blobs.S3;
+using CacheService.Testing;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CacheService.Integration.Tests;
+
+/// <summary>The whole server with its blobs on a real Ceph RGW, selected by configuration alone.</summary>
+[Collection(SharedRgw.Name)]
+public sealed class RgwServerTests(RgwServer rgw) : IDisposable
+{
+    private readonly HttpClient _http = new();
+
+    public void Dispose() => _http.Dispose();
+
+    private static Task<TestServer> StartServerAsync(S3BlobOptions s3, params string[] args) => TestServer.StartAsync(
+    [
+        "--CacheService:Storage:BlobEngine=s3",
+        $"--CacheService:S3:Endpoint={s3.Endpoint}",
+        $"--CacheService:S3:Bucket={s3.Bucket}",
+        $"--CacheService:S3:Prefix={s3.Prefix}",
+        $"--CacheService:S3:AccessKey={s3.AccessKey}",
+        $"--CacheService:S3:SecretKey={s3.SecretKey}",
+        .. args,
+    ]);
+
+    [Fact]
+    public async Task The_round_trip_works_with_blobs_on_rgw()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3);
+        var data = Layers.Random(3 * 1024 * 1024, 1);
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "rgw/main", "k", data);
+
+        Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/main", Key = Layers.Key("k") })).Hit);
+        Assert.Equal(data, await Layers.DownloadAsync(server.Client, "rgw/main", layer.Digest));
+        Assert.Equal(data[2_000_001..], await Layers.DownloadAsync(server.Client, "rgw/main", layer.Digest, offset: 2_000_001));
+        Assert.True((await Layers.UploadAsync(server.Client, "rgw/main", data)).AlreadyExisted);
+        var stat = await server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "rgw/main", Digests = { layer.Digest } });
+        Assert.Equal(data.Length, Assert.Single(stat.Present).Size);
+    }
+
+    [Fact]
+    public async Task A_mismatched_upload_leaves_no_object()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3);
+        var data = Layers.Random(6 * 1024 * 1024, 2);
+        var claimed = Layers.DigestOf(Layers.Random(10, 3));
+        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "rgw/bad", data, digest: claimed));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Null(await Store(s3).GetSizeAsync("rgw/bad", Core.Digest.Parse(claimed, "d"), CancellationToken.None));
+        await foreach (var blob in Store(s3).ListAsync(CancellationToken.None))
+        {
+            Assert.Fail($"found {blob.Namespace} {blob.Digest}; a failed upload must leave nothing");
+        }
+    }
+
+    [Fact]
+    public async Task A_client_that_disconnects_mid_upload_leaves_no_object()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3);
+        var data = Layers.Random(8 * 1024 * 1024, 4);
+        using (var call = server.Client.UploadLayer())
+        {
+            await call.RequestStream.WriteAsync(new UploadLayerRequest
+            {
+                Header = new UploadHeader { Namespace = "rgw/gone", Digest = Layers.DigestOf(data), Size = data.Length, MediaType = Layers.MediaType },
+            });
+            await call.RequestStream.WriteAsync(new UploadLayerRequest { Chunk = Google.Protobuf.ByteString.CopyFrom(data, 0, 1024 * 1024) });
+        } // disposing the call without completing it cancels it
+
+        var store = Store(s3);
+        for (var i = 0; i < 50 && await AnyObject(store); i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.False(await AnyObject(store));
+        Assert.Null(await store.GetSizeAsync("rgw/gone", Core.Digest.Parse(Layers.DigestOf(data), "d"), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_corrupted_object_answers_data_loss_and_a_deleted_one_not_found_and_both_repair_the_index()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3);
+        var corrupt = await Layers.UploadAndCommitAsync(server.Client, "rgw/repair", "corrupt", Layers.Random(500_000, 5));
+        var missing = await Layers.UploadAndCommitAsync(server.Client, "rgw/repair", "missing", Layers.Random(500_000, 6));
+        var store = Store(s3);
+
+        // Behind the server's back: overwrite one object with other bytes, delete the other.
+        var minio = S3BlobStore.CreateClient(s3);
+        var url = await minio.PresignedPutObjectAsync(new Minio.DataModel.Args.PresignedPutObjectArgs()
+            .WithBucket(s3.Bucket).WithObject($"{s3.Prefix}/rgw/repair/blobs/sha256/{corrupt.Digest[7..]}").WithExpiry(600));
+        (await _http.PutAsync(new Uri(url), new ByteArrayContent(Layers.Random(500_000, 7)))).EnsureSuccessStatusCode();
+        await store.DeleteAsync("rgw/repair", Core.Digest.Parse(missing.Digest, "d"), CancellationToken.None);
+
+        var dataLoss = await Assert.ThrowsAsync<RpcException>(() => Layers.DownloadAsync(server.Client, "rgw/repair", corrupt.Digest));
+        Assert.Equal(StatusCode.DataLoss, dataLoss.StatusCode);
+        var notFound = await Assert.ThrowsAsync<RpcException>(() => Layers.DownloadAsync(server.Client, "rgw/repair", missing.Digest));
+        Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
+
+        Assert.False((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/repair", Key = Layers.Key("corrupt") })).Hit);
+        Assert.False((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/repair", Key = Layers.Key("missing") })).Hit);
+        Assert.Null(await store.GetSizeAsync("rgw/repair", Core.Digest.Parse(corrupt.Digest, "d"), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task With_the_gateway_stopped_blob_calls_fail_unavailable_within_the_deadline_and_recover_after()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3);
+        var data = Layers.Random(100_000, 8);
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "rgw/outage", "k", data);
+
+        rgw.StopGateway();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            var download = await Assert.ThrowsAsync<RpcException>(() => DownloadWithDeadline(server, layer.Digest, deadline));
+            Assert.Equal(StatusCode.Unavailable, download.StatusCode);
+            var upload = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "rgw/outage", Layers.Random(1000, 9)));
+            Assert.Equal(StatusCode.Unavailable, upload.StatusCode);
+            var commit = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.CommitAsync(
+                new CommitRequest { Namespace = "rgw/outage", Key = Layers.Key("k2"), Layer = layer }, deadline: deadline));
+            Assert.Equal(StatusCode.Unavailable, commit.StatusCode);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"three calls against a stopped gateway took {clock.Elapsed}");
+
+            // Lookups need only the index: the cache still answers.
+            Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/outage", Key = Layers.Key("k") })).Hit);
+        }
+        finally
+        {
+            rgw.StartGateway();
+        }
+
+        byte[]? bytes = null;
+        for (var attempt = 0; attempt < 100 && bytes is null; attempt++)
+        {
+            try
+            {
+                bytes = await Layers.DownloadAsync(server.Client, "rgw/outage", layer.Digest);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                await Task.Delay(100); // the circuit breaker lets a trial call through after its break
+            }
+        }
+
+        Assert.Equal(data, bytes);
+    }
+
+    [Fact]
+    public async Task The_server_runs_on_redis_and_rgw_together()
+    {
+        using var redis = RedisServers.StartSingle();
+        await using var server = await StartServerAsync(rgw.Options(),
+            "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}");
+        var data = Layers.Random(1_000_000, 10);
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "both", "k", data);
+        Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "both", Key = Layers.Key("k") })).Hit);
+        Assert.Equal(data, await Layers.DownloadAsync(server.Client, "both", layer.Digest));
+        Assert.True((await server.Client.VerifyAsync(new VerifyRequest { Namespace = "both" })).Consistent);
+        Assert.NotNull(server.Services.GetService<S3BlobStore>());
+    }
+
+    private static async Task<byte[]> DownloadWithDeadline(TestServer server, string digest, DateTime deadline)
+    {
+        using var call = server.Client.DownloadLayer(new DownloadLayerRequest { Namespace = "rgw/outage", Digest = digest }, deadline: deadline);
+        await foreach (var _ in call.ResponseStream.ReadAllAsync())
+        {
+        }
+
+        return [];
+    }
+
+    private S3BlobStore Store(S3BlobOptions s3) => new(S3BlobStore.CreateClient(s3), _http, s3);
+
+    private static async Task<bool> AnyObject(S3BlobStore store)
+    {
+        await foreach (var _ in store.ListAsync(CancellationToken.None))
+        {
+            return true;
+        }
+
+        return false;
+    }
+}
