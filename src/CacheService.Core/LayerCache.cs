@@ -17,7 +17,7 @@ namespace CacheService.Core;
 /// A cache must never break a build: when the index cannot answer a read in time, reads answer a
 /// miss marked degraded; writes fail with <see cref="BackendUnavailableException"/>.
 /// </remarks>
-public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOptions limits, EvictionOptions eviction)
+public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOptions limits, EvictionOptions eviction, IDirectTransfer? direct = null)
 {
     /// <summary>Looks <paramref name="key"/> up in each namespace in order; the first hit wins.</summary>
     public async Task<LookupResult> LookupAsync(IReadOnlyList<string> namespaces, Digest key, CancellationToken cancellationToken)
@@ -217,6 +217,47 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
 
         await RecordUsageAsync(ns, new UsageDelta(BytesDownloaded: sent), cancellationToken);
     }
+
+    /// <summary>A URL that downloads a stored blob straight from the object store.</summary>
+    public async Task<PresignedUrl> PresignDownloadAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        var transfer = DirectTransfer();
+        if (await blobs.GetSizeAsync(ns, digest, cancellationToken) is null)
+        {
+            throw new BlobNotFoundException(ns, digest);
+        }
+
+        return await transfer.PresignDownloadAsync(ns, digest, cancellationToken);
+    }
+
+    /// <summary>A URL that uploads a blob straight to the object store, or null when it is already stored.</summary>
+    public async Task<PresignedUrl?> PresignUploadAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        var transfer = DirectTransfer();
+        return await blobs.GetSizeAsync(ns, digest, cancellationToken) is null
+            ? await transfer.PresignUploadAsync(ns, cancellationToken)
+            : null;
+    }
+
+    /// <summary>Verifies and publishes a direct upload; false when the blob was already stored.</summary>
+    public async Task<bool> CompleteDirectUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken)
+    {
+        if (size < 0 || size > limits.MaxLayerBytes)
+        {
+            throw new InvalidFieldException("size", $"must be between 0 and {limits.MaxLayerBytes} bytes");
+        }
+
+        var published = await DirectTransfer().PromoteUploadAsync(ns, uploadId, digest, size, cancellationToken);
+        if (published)
+        {
+            await RecordUsageAsync(ns, new UsageDelta(BytesUploaded: size), cancellationToken);
+        }
+
+        return published;
+    }
+
+    private IDirectTransfer DirectTransfer() =>
+        direct ?? throw new PreconditionFailedException("direct transfer is not enabled on this server (CacheService:S3:DirectTransfer)");
 
     /// <summary>Sizes of the stored blobs among <paramref name="digests"/>; absent ones are left out.</summary>
     public async Task<IReadOnlyList<BlobRef>> StatAsync(string ns, IReadOnlyList<Digest> digests, CancellationToken cancellationToken)

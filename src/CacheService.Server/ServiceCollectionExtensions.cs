@@ -49,7 +49,10 @@ public static class ServiceCollectionExtensions
             sp.GetRequiredService<ILayerIndex>(),
             sp.GetRequiredService<IBlobStore>(),
             sp.GetRequiredService<IOptions<LimitsOptions>>().Value,
-            sp.GetRequiredService<IOptions<EvictionOptions>>().Value));
+            sp.GetRequiredService<IOptions<EvictionOptions>>().Value,
+            Storage(sp).BlobEngine == "s3" && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer
+                ? sp.GetRequiredService<S3BlobStore>()
+                : null));
         services.TryAddSingleton<BlobCollector>();
         services.TryAddSingleton<OrphanSweeper>();
         services.AddHostedService<BlobCollectionService>();

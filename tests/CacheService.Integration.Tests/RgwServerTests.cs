@@ -169,6 +169,68 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
         Assert.NotNull(server.Services.GetService<S3BlobStore>());
     }
 
+    [Fact]
+    public async Task Direct_transfer_moves_bytes_past_the_server_and_publishes_only_verified_uploads()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3, "--CacheService:S3:DirectTransfer=true");
+        var client = server.Client;
+        var data = Layers.Random(2_000_000, 11);
+        var digest = Layers.DigestOf(data);
+
+        // A wrong body is refused at completion and never becomes visible.
+        var bad = await client.PresignLayerAsync(new PresignLayerRequest { Namespace = "direct", Digest = digest, Direction = TransferDirection.Upload });
+        (await _http.PutAsync(new Uri(bad.Url), new ByteArrayContent(Layers.Random(2_000_000, 12)))).EnsureSuccessStatusCode();
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.CompleteDirectUploadAsync(new CompleteDirectUploadRequest
+        {
+            Namespace = "direct",
+            UploadId = bad.UploadId,
+            Digest = digest,
+            Size = data.Length,
+            MediaType = Layers.MediaType,
+        }));
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Empty((await client.StatLayersAsync(new StatLayersRequest { Namespace = "direct", Digests = { digest } })).Present);
+
+        // The right body is verified, published, committed and downloaded directly.
+        var upload = await client.PresignLayerAsync(new PresignLayerRequest { Namespace = "direct", Digest = digest, Direction = TransferDirection.Upload });
+        Assert.True(upload.ExpiresAt > DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        (await _http.PutAsync(new Uri(upload.Url), new ByteArrayContent(data))).EnsureSuccessStatusCode();
+        var completed = await client.CompleteDirectUploadAsync(new CompleteDirectUploadRequest
+        {
+            Namespace = "direct",
+            UploadId = upload.UploadId,
+            Digest = digest,
+            Size = data.Length,
+            MediaType = Layers.MediaType,
+        });
+        Assert.False(completed.AlreadyExisted);
+        await client.CommitAsync(new CommitRequest { Namespace = "direct", Key = Layers.Key("k"), Layer = Layers.Descriptor(data) });
+
+        var download = await client.PresignLayerAsync(new PresignLayerRequest { Namespace = "direct", Digest = digest, Direction = TransferDirection.Download });
+        Assert.Equal(data, await _http.GetByteArrayAsync(new Uri(download.Url)));
+        Assert.True((await client.PresignLayerAsync(new PresignLayerRequest { Namespace = "direct", Digest = digest, Direction = TransferDirection.Upload })).AlreadyExists);
+
+        var reused = await Assert.ThrowsAsync<RpcException>(async () => await client.CompleteDirectUploadAsync(new CompleteDirectUploadRequest
+        {
+            Namespace = "direct",
+            UploadId = upload.UploadId,
+            Digest = digest,
+            Size = data.Length,
+            MediaType = Layers.MediaType,
+        }));
+        Assert.Equal(StatusCode.FailedPrecondition, reused.StatusCode); // the staging copy is gone
+    }
+
+    [Fact]
+    public async Task Direct_transfer_is_refused_unless_enabled()
+    {
+        await using var server = await StartServerAsync(rgw.Options());
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.PresignLayerAsync(
+            new PresignLayerRequest { Namespace = "direct", Digest = Layers.DigestOf([1]), Direction = TransferDirection.Upload }));
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+    }
+
     private static async Task<byte[]> DownloadWithDeadline(TestServer server, string digest, DateTime deadline)
     {
         using var call = server.Client.DownloadLayer(new DownloadLayerRequest { Namespace = "rgw/outage", Digest = digest }, deadline: deadline);

@@ -176,4 +176,31 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         response.Problems.AddRange(problems);
         return response;
     }
+
+    public override async Task<Wire.PresignLayerResponse> PresignLayer(Wire.PresignLayerRequest request, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        var digest = Requests.Digest(request.Digest, "digest");
+        var url = request.Direction switch
+        {
+            Wire.TransferDirection.Download => await cache.PresignDownloadAsync(ns, digest, context.CancellationToken),
+            Wire.TransferDirection.Upload => await cache.PresignUploadAsync(ns, digest, context.CancellationToken),
+            _ => throw new InvalidFieldException("direction", "must be DOWNLOAD or UPLOAD"),
+        };
+        return url is null
+            ? new Wire.PresignLayerResponse { AlreadyExists = true }
+            : new Wire.PresignLayerResponse { Url = url.Url.ToString(), ExpiresAt = url.ExpiresAt.ToUnixTimeSeconds(), UploadId = url.UploadId ?? string.Empty };
+    }
+
+    public override async Task<Wire.CompleteDirectUploadResponse> CompleteDirectUpload(Wire.CompleteDirectUploadRequest request, ServerCallContext context)
+    {
+        var ns = Requests.Namespace(request.Namespace);
+        var digest = Requests.Digest(request.Digest, "digest");
+        var published = await cache.CompleteDirectUploadAsync(ns, request.UploadId, digest, request.Size, context.CancellationToken);
+        return new Wire.CompleteDirectUploadResponse
+        {
+            Layer = new Wire.LayerDescriptor { Digest = digest.Value, Size = request.Size, MediaType = request.MediaType },
+            AlreadyExisted = !published,
+        };
+    }
 }
