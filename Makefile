@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test lint clean deps services bench-redis
+.PHONY: build run test lint clean deps services bench-redis bench-s3
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -34,6 +34,11 @@ test: deps services build
 # Redis memory per index entry and index lookup throughput (starts its own redis-server).
 bench-redis: services
 	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) -- redis-index
+
+# Push and pull a 1 GiB layer through the server on Ceph RGW beside direct transfers, and the
+# server's peak RSS (starts its own RGW and server).
+bench-s3: services build
+	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) -- s3-transfer 1024
 
 lint: deps
 	dotnet format CacheService.sln --verify-no-changes --verbosity quiet

@@ -21,6 +21,10 @@ public static class CacheServiceApp
             var options = kestrel.ApplicationServices.GetRequiredService<IOptions<ServerOptions>>().Value;
             var endpoints = kestrel.ApplicationServices.GetRequiredService<ServerEndpoints>();
             var address = IPAddress.Parse(options.ListenAddress);
+            // Layers stream in large volumes over one HTTP/2 stream. Kestrel's default receive
+            // windows (96 KB a stream) make an upload wait for a window update every few frames.
+            kestrel.Limits.Http2.InitialStreamWindowSize = options.Http2StreamWindowBytes;
+            kestrel.Limits.Http2.InitialConnectionWindowSize = options.Http2StreamWindowBytes * 2;
             // Cleartext gRPC needs an HTTP/2-only endpoint (no TLS means no ALPN to negotiate it).
             kestrel.Listen(address, options.GrpcPort, listen =>
             {

@@ -18,9 +18,16 @@ public sealed class ServerOptions
     /// <summary>Largest gRPC message accepted, in bytes (upload chunks must fit). Default 4 MiB.</summary>
     public int MaxMessageBytes { get; set; } = 4 << 20;
 
+    /// <summary>
+    /// HTTP/2 receive window of one gRPC stream, in bytes: how much of an upload may be in flight
+    /// before the client waits for the server. Memory per upload is bounded by it. Default 4 MiB.
+    /// </summary>
+    public int Http2StreamWindowBytes { get; set; } = 4 << 20;
+
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
+        if (Http2StreamWindowBytes is < 65535 or > (1 << 30)) yield return "Http2StreamWindowBytes must be between 65535 and 1 GiB";
         if (!System.Net.IPAddress.TryParse(ListenAddress, out _)) yield return "ListenAddress must be an IP address";
         if (GrpcPort is < 0 or > 65535) yield return "GrpcPort must be 0-65535";
         if (HttpPort is < 0 or > 65535) yield return "HttpPort must be 0-65535";

@@ -123,7 +123,10 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var digest = Requests.Digest(request.Digest, "digest");
         await foreach (var chunk in cache.DownloadAsync(ns, digest, request.Offset, context.CancellationToken))
         {
-            await responseStream.WriteAsync(new Wire.DownloadLayerResponse { Chunk = ByteString.CopyFrom(chunk.Span) }, context.CancellationToken);
+            // No copy: WriteAsync has serialized the message when it returns, and only then does
+            // the enumerator reuse the buffer behind the chunk.
+            var message = new Wire.DownloadLayerResponse { Chunk = UnsafeByteOperations.UnsafeWrap(chunk) };
+            await responseStream.WriteAsync(message, context.CancellationToken);
         }
     }
 

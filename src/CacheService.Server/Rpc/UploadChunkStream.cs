@@ -24,28 +24,42 @@ internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerReque
 
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+    // Fills the caller's buffer across message boundaries: whoever consumes the upload (an HTTP
+    // PUT to the object store) then writes full buffers instead of one small write a message.
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        while (_offset == _chunk.Length)
+        var filled = 0;
+        while (filled < buffer.Length)
         {
-            if (!await requests.MoveNext(cancellationToken))
+            if (_offset == _chunk.Length && !await NextChunkAsync(cancellationToken))
             {
-                return 0;
+                break;
             }
 
-            if (requests.Current.PayloadCase != Wire.UploadLayerRequest.PayloadOneofCase.Chunk)
-            {
-                throw new InvalidFieldException("chunk", "every message after the header must carry a chunk");
-            }
-
-            _chunk = requests.Current.Chunk;
-            _offset = 0;
+            var count = Math.Min(buffer.Length - filled, _chunk.Length - _offset);
+            _chunk.Memory.Slice(_offset, count).CopyTo(buffer[filled..]);
+            _offset += count;
+            filled += count;
         }
 
-        var count = Math.Min(buffer.Length, _chunk.Length - _offset);
-        _chunk.Memory.Slice(_offset, count).CopyTo(buffer);
-        _offset += count;
-        return count;
+        return filled;
+    }
+
+    private async ValueTask<bool> NextChunkAsync(CancellationToken cancellationToken)
+    {
+        if (!await requests.MoveNext(cancellationToken))
+        {
+            return false;
+        }
+
+        if (requests.Current.PayloadCase != Wire.UploadLayerRequest.PayloadOneofCase.Chunk)
+        {
+            throw new InvalidFieldException("chunk", "every message after the header must carry a chunk");
+        }
+
+        _chunk = requests.Current.Chunk;
+        _offset = 0;
+        return true;
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
