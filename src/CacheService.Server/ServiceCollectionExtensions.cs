@@ -49,14 +49,24 @@ public static class ServiceCollectionExtensions
             sp.GetRequiredService<ILayerIndex>(),
             sp.GetRequiredService<IBlobStore>(),
             sp.GetRequiredService<IOptions<LimitsOptions>>().Value,
-            sp.GetRequiredService<IOptions<EvictionOptions>>().Value,
+            Eviction(sp),
             Storage(sp).BlobEngine == "s3" && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer
                 ? sp.GetRequiredService<S3BlobStore>()
                 : null));
         services.TryAddSingleton<BlobCollector>();
         services.TryAddSingleton<OrphanSweeper>();
-        services.AddHostedService<BlobCollectionService>();
-        services.AddHostedService<OrphanSweepService>();
+        services.AddSingleton<IHostedService>(sp => new PeriodicBlobWork(
+            "blob collection",
+            () => Eviction(sp).CollectionInterval,
+            ct => sp.GetRequiredService<BlobCollector>().CollectOnceAsync(Eviction(sp).BlobGracePeriod, ct),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<PeriodicBlobWork>>()));
+        services.AddSingleton<IHostedService>(sp => new PeriodicBlobWork(
+            "orphan sweep",
+            () => Eviction(sp).OrphanSweepInterval,
+            ct => sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<PeriodicBlobWork>>()));
 
         services.AddGrpc(grpc =>
         {
@@ -131,6 +141,8 @@ public static class ServiceCollectionExtensions
     };
 
     private static StorageOptions Storage(IServiceProvider sp) => sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+
+    private static EvictionOptions Eviction(IServiceProvider sp) => sp.GetRequiredService<IOptions<EvictionOptions>>().Value;
 
     private static void AddValidatedOptions<T>(IServiceCollection services, string section, Func<T, IEnumerable<string>> validate)
         where T : class

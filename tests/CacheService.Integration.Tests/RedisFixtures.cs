@@ -4,13 +4,13 @@ using StackExchange.Redis;
 
 namespace CacheService.Integration.Tests;
 
-/// <summary>One redis-server shared by the tests of a class; each test uses namespaces of its own.</summary>
-public sealed class SingleRedis : IDisposable
+/// <summary>Real Redis servers and one connection to them, shared by the tests of a class; each test uses namespaces of its own.</summary>
+public abstract class RedisFixture : IDisposable
 {
-    public SingleRedis()
+    protected RedisFixture(RedisServers servers)
     {
-        Servers = RedisServers.StartSingle();
-        Options = new RedisIndexOptions { Configuration = Servers.Configuration };
+        Servers = servers;
+        Options = new RedisIndexOptions { Configuration = servers.Configuration };
         Connection = RedisLayerIndex.ConnectAsync(Options).GetAwaiter().GetResult();
     }
 
@@ -24,28 +24,12 @@ public sealed class SingleRedis : IDisposable
     {
         Connection.Dispose();
         Servers.Dispose();
+        GC.SuppressFinalize(this);
     }
 }
 
-/// <summary>A 3-master Redis Cluster shared by the tests of a class.</summary>
-public sealed class RedisCluster : IDisposable
-{
-    public RedisCluster()
-    {
-        Servers = RedisServers.StartCluster();
-        Options = new RedisIndexOptions { Configuration = Servers.Configuration };
-        Connection = RedisLayerIndex.ConnectAsync(Options).GetAwaiter().GetResult();
-    }
+/// <summary>One redis-server.</summary>
+public sealed class SingleRedis() : RedisFixture(RedisServers.StartSingle());
 
-    public RedisServers Servers { get; }
-
-    public RedisIndexOptions Options { get; }
-
-    public IConnectionMultiplexer Connection { get; }
-
-    public void Dispose()
-    {
-        Connection.Dispose();
-        Servers.Dispose();
-    }
-}
+/// <summary>A 3-master Redis Cluster.</summary>
+public sealed class RedisCluster() : RedisFixture(RedisServers.StartCluster());

@@ -9,7 +9,7 @@ namespace CacheService.Core.Blobs;
 /// mismatch throws instead of delivering the final bytes, so the upload is abandoned before the
 /// blob can become visible. Stores use it so that verification is written once.
 /// </summary>
-public sealed class VerifyingReadStream(Stream source, Digest digest, long size) : Stream
+public sealed class VerifyingReadStream(Stream source, Digest digest, long size) : ReadOnlyStream
 {
     /// <summary>Buffer size stores copy with, in bytes.</summary>
     public const int BufferSize = 128 * 1024;
@@ -17,15 +17,7 @@ public sealed class VerifyingReadStream(Stream source, Digest digest, long size)
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _total;
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => size;
-
-    public override long Position { get => _total; set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -50,21 +42,6 @@ public sealed class VerifyingReadStream(Stream source, Digest digest, long size)
 
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,4 +1,5 @@
 using CacheService.Core;
+using CacheService.Core.Blobs;
 using Google.Protobuf;
 using Grpc.Core;
 using Wire = CacheService.Api.V1;
@@ -9,20 +10,10 @@ namespace CacheService.Server.Rpc;
 /// Reads the chunks of an UploadLayer call as a forward-only stream, one message at a time, so
 /// a blob store can consume an upload of any size in constant memory.
 /// </summary>
-internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerRequest> requests) : Stream
+internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerRequest> requests) : ReadOnlyStream
 {
     private ByteString _chunk = ByteString.Empty;
     private int _offset;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     // Fills the caller's buffer across message boundaries: whoever consumes the upload (an HTTP
     // PUT to the object store) then writes full buffers instead of one small write a message.
@@ -62,18 +53,4 @@ internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerReque
         return true;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("read asynchronously");
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
