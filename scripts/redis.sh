@@ -7,6 +7,7 @@
 # evicts by itself; Redis evicting keys would orphan blobs), and listpack limits that keep the
 # index's small bucket hashes compact.
 set -euo pipefail
+. "$(dirname "$0")/pids.sh"
 cmd=$1 dir=$2
 shift 2
 command -v redis-server >/dev/null || { echo "redis-server is not installed (make test installs it: apt-get install redis-server)" >&2; exit 1; }
@@ -46,14 +47,7 @@ case "$cmd" in
     exit 1
     ;;
   stop)
-    for pidfile in "$dir"/*/redis.pid; do
-      [ -f "$pidfile" ] || continue
-      pid=$(cat "$pidfile")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$pidfile"
-    done
+    for pidfile in "$dir"/*/redis.pid; do stop_pid "$pidfile"; done
     ;;
   *) echo "usage: $0 start|cluster|stop DIR [PORT...]" >&2; exit 2 ;;
 esac

@@ -8,6 +8,7 @@
 # (memstore): fast, and nothing to clean up on disk. Daemons bind MON_PORT and the 60 ports
 # above it; RGW_PORT must be free too.
 set -euo pipefail
+. "$(dirname "$0")/pids.sh"
 cmd=$1 dir=$2
 shift 2
 conf="$dir/ceph.conf"
@@ -37,16 +38,6 @@ retry() { # command... ; a young monitor refuses some commands for a moment (EPE
 start_rgw() {
   radosgw -c "$conf" -n client.rgw 2>/dev/null
   wait_for "radosgw on port $(cat "$dir/rgw.port")" curl -sf "http://127.0.0.1:$(cat "$dir/rgw.port")/"
-}
-
-stop_pid() { # pidfile
-  [ -f "$1" ] || return 0
-  local pid
-  pid=$(cat "$1")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$1"
 }
 
 case "$cmd" in

@@ -8,6 +8,7 @@ set -euo pipefail
 cmd=$1 state=$2
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/pids.sh"
 case "$cmd" in
   start)
     mkdir -p "$state"
@@ -28,14 +29,6 @@ case "$cmd" in
     cat "$state/server.log" >&2
     exit 1
     ;;
-  stop)
-    if [ -f "$state/server.pid" ]; then
-      pid=$(cat "$state/server.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$state/server.pid"
-    fi
-    ;;
+  stop) stop_pid "$state/server.pid" ;;
   *) echo "usage: $0 start|stop STATE_DIR [args]" >&2; exit 2 ;;
 esac
