@@ -23,7 +23,12 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
     public async Task<LookupResult> LookupAsync(IReadOnlyList<string> namespaces, Digest key, CancellationToken cancellationToken)
     {
         var result = await LookupInAsync(namespaces, key, cancellationToken);
-        await RecordUsageAsync(namespaces[0], new UsageDelta(Lookups: 1, Hits: result.Entry is null ? 0 : 1), cancellationToken);
+        if (!result.Degraded)
+        {
+            // With the index in trouble, counting the miss would only hold up the answer.
+            await RecordUsageAsync(namespaces[0], new UsageDelta(Lookups: 1, Hits: result.Entry is null ? 0 : 1), cancellationToken);
+        }
+
         return result;
     }
 
@@ -70,7 +75,11 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
             resolved.Add(new ResolvedStep(StepOutcome.Hit, step.Key, found.Entry.Layer, found.Namespace, state));
         }
 
-        await RecordUsageAsync(namespaces[0], new UsageDelta(Lookups: lookups, Hits: hits), cancellationToken);
+        if (!degraded)
+        {
+            await RecordUsageAsync(namespaces[0], new UsageDelta(Lookups: lookups, Hits: hits), cancellationToken);
+        }
+
         return new ChainResult(resolved, degraded);
     }
 

@@ -88,4 +88,33 @@ public sealed class RedisServerTests : IDisposable
         Assert.Equal(layer, after.Layer);
         Assert.True((await client.CommitAsync(new CommitRequest { Namespace = "outage", Key = Layers.Key("new"), Layer = Layers.Descriptor(spare) })).Created);
     }
+
+    [Fact]
+    public async Task A_hung_redis_makes_lookups_answer_a_degraded_miss_within_the_lookup_timeout()
+    {
+        // Redis's own command timeout is set far above the lookup timeout, so only the lookup
+        // timeout can explain a quick answer.
+        await using var server = await StartServerAsync("--CacheService:Limits:LookupTimeout=00:00:00.2", "--CacheService:Redis:CommandTimeout=00:00:05");
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "hung", "k", Layers.Random(1000, 1));
+
+        _redis.Freeze(); // connections stay open, nothing answers: only a timeout can save the build
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var lookup = await server.Client.LookupAsync(
+                new LookupRequest { Namespace = "hung", Key = Layers.Key("k") }, deadline: DateTime.UtcNow.AddSeconds(10));
+            clock.Stop();
+            Assert.False(lookup.Hit);
+            Assert.True(lookup.Degraded);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"a lookup against a hung Redis took {clock.Elapsed}");
+        }
+        finally
+        {
+            _redis.Thaw();
+        }
+
+        var after = await server.Client.LookupAsync(new LookupRequest { Namespace = "hung", Key = Layers.Key("k") });
+        Assert.True(after.Hit);
+        Assert.Equal(layer, after.Layer);
+    }
 }

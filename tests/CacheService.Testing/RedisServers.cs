@@ -39,11 +39,24 @@ public sealed class RedisServers : IDisposable
         return new RedisServers(directory, ports);
     }
 
+    private void Signal(string signal)
+    {
+        var pid = File.ReadAllText(Path.Combine(Directory, Ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture), "redis.pid")).Trim();
+        using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, pid]);
+        kill.WaitForExit();
+    }
+
     /// <summary>Stops every server (by PID); the data stays for <see cref="Restart"/>.</summary>
     public void Stop() => ServiceScripts.Run("redis.sh", "stop", Directory);
 
     /// <summary>Starts a stopped single server again on the same port and data (AOF is replayed).</summary>
     public void Restart() => ServiceScripts.Run("redis.sh", "start", Directory, Ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>Freezes the first server (SIGSTOP): it keeps its connections but answers nothing, like a hung host.</summary>
+    public void Freeze() => Signal("STOP");
+
+    /// <summary>Lets a frozen server run again (SIGCONT).</summary>
+    public void Thaw() => Signal("CONT");
 
     public void Dispose()
     {
