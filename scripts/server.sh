@@ -25,8 +25,9 @@ case "$cmd" in
       kill -0 "$(cat "$state/server.pid")" 2>/dev/null || break
       sleep 0.1
     done
-    echo "server did not start; its log:" >&2
+    echo "server did not report its ports; its log:" >&2
     cat "$state/server.log" >&2
+    stop_pid "$state/server.pid" # whatever it is doing, it was started here: stop it
     exit 1
     ;;
   stop) stop_pid "$state/server.pid" ;;
