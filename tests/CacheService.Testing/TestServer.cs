@@ -45,8 +45,16 @@ public sealed class TestServer : IAsyncDisposable
     public static async Task<TestServer> StartAsync(Action<IServiceCollection>? services, params string[] args)
     {
         var server = new TestServer(Directory.CreateTempSubdirectory("cs-server-").FullName, args, services);
-        await server.StartAppAsync();
-        return server;
+        try
+        {
+            await server.StartAppAsync();
+            return server;
+        }
+        catch
+        {
+            Directory.Delete(server.DataDirectory, recursive: true); // a server that never started leaves nothing
+            throw;
+        }
     }
 
     public async Task RestartAsync()
