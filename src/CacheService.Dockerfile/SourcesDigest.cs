@@ -1,0 +1,142 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using CacheService.Core;
+
+namespace CacheService.Dockerfile;
+
+/// <summary>One file, directory or symlink a COPY/ADD reads, as it enters the sources digest.</summary>
+/// <param name="Path">Relative to the context root, <c>/</c>-separated.</param>
+/// <param name="Kind">What the entry is.</param>
+/// <param name="Mode">Permission bits after <c>--chmod</c>.</param>
+/// <param name="Uid">Owner after <c>--chown</c>.</param>
+/// <param name="Gid">Group after <c>--chown</c>.</param>
+/// <param name="Size">Bytes of a file; 0 otherwise.</param>
+/// <param name="Content">SHA-256 of a file's bytes; null otherwise.</param>
+/// <param name="LinkTarget">A symlink's target; null otherwise.</param>
+public sealed record SourceEntry(string Path, SourceKind Kind, int Mode, long Uid, long Gid, long Size, Digest? Content, string? LinkTarget);
+
+/// <summary>The kinds of entries a build context holds.</summary>
+public enum SourceKind
+{
+    /// <summary>A regular file.</summary>
+    File,
+
+    /// <summary>A directory.</summary>
+    Directory,
+
+    /// <summary>A symbolic link (not followed).</summary>
+    Symlink,
+}
+
+/// <summary>
+/// The content digest of the sources a COPY or ADD selects: one SHA-256 over the entries sorted
+/// by the UTF-8 bytes of their paths, each field length-prefixed (docs/cache-key.md). File
+/// names, types, modes, owners, sizes, contents and link targets count; modification times do
+/// not, so touching a file or checking it out again keeps the key.
+/// </summary>
+public static class SourcesDigest
+{
+    private const string Domain = "cacheservice/sources/v1";
+
+    /// <summary>The digest of <paramref name="entries"/>; their order does not matter.</summary>
+    public static Digest Of(IEnumerable<SourceEntry> entries)
+    {
+        var sorted = entries.OrderBy(e => Encoding.UTF8.GetBytes(e.Path), ByteOrder.Instance).ToList();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Field(hash, Domain);
+        Count(hash, sorted.Count);
+        foreach (var e in sorted)
+        {
+            Field(hash, e.Path);
+            Field(hash, e.Kind switch { SourceKind.File => "file", SourceKind.Directory => "dir", _ => "symlink" });
+            Field(hash, Convert.ToString(e.Mode & 0xFFF, 8));
+            Field(hash, e.Uid.ToString(CultureInfo.InvariantCulture));
+            Field(hash, e.Gid.ToString(CultureInfo.InvariantCulture));
+            Field(hash, e.Size.ToString(CultureInfo.InvariantCulture));
+            Field(hash, e.Content?.Value ?? string.Empty);
+            Field(hash, e.LinkTarget ?? string.Empty);
+        }
+
+        return Digest.FromHash(hash.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Reads the entries under <paramref name="sources"/> (files or directories, relative to
+    /// <paramref name="contextRoot"/>, taken whole) that <paramref name="ignore"/> does not
+    /// exclude, with the owner and mode a COPY would give them.
+    /// </summary>
+    public static List<SourceEntry> Scan(string contextRoot, IEnumerable<string> sources, DockerIgnore ignore, int? chmod = null, (long Uid, long Gid)? chown = null)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        ArgumentNullException.ThrowIfNull(ignore);
+        var root = System.IO.Path.GetFullPath(contextRoot);
+        var entries = new Dictionary<string, SourceEntry>(StringComparer.Ordinal);
+        foreach (var source in sources)
+        {
+            var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(root, source));
+            if (!full.StartsWith(root, StringComparison.Ordinal))
+            {
+                throw new InvalidFieldException("sources", $"'{source}' is outside the build context");
+            }
+
+            var start = new FileInfo(full);
+            IEnumerable<FileSystemInfo> items = Directory.Exists(full)
+                ? new DirectoryInfo(full).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }).Prepend(new DirectoryInfo(full))
+                : start.Exists || start.LinkTarget is not null ? [start] : throw new InvalidFieldException("sources", $"'{source}' does not exist in the build context");
+            foreach (var item in items)
+            {
+                var relative = System.IO.Path.GetRelativePath(root, item.FullName).Replace(System.IO.Path.DirectorySeparatorChar, '/');
+                if (relative == "." || ignore.IsIgnored(relative))
+                {
+                    continue;
+                }
+
+                entries[relative] = Entry(relative, item, chmod, chown);
+            }
+        }
+
+        return [.. entries.Values];
+    }
+
+    private static SourceEntry Entry(string relative, FileSystemInfo item, int? chmod, (long Uid, long Gid)? chown)
+    {
+        var mode = chmod ?? (int)item.UnixFileMode;
+        var (uid, gid) = chown ?? (0, 0);
+        if (item.LinkTarget is { } target)
+        {
+            return new SourceEntry(relative, SourceKind.Symlink, mode, uid, gid, 0, null, target);
+        }
+
+        if (item is DirectoryInfo)
+        {
+            return new SourceEntry(relative, SourceKind.Directory, mode, uid, gid, 0, null, null);
+        }
+
+        using var stream = File.OpenRead(item.FullName);
+        var content = Digest.FromHash(SHA256.HashData(stream));
+        return new SourceEntry(relative, SourceKind.File, mode, uid, gid, ((FileInfo)item).Length, content, null);
+    }
+
+    private static void Field(IncrementalHash hash, string value)
+    {
+        var bytes = Encoding.UTF8.GetBytes(value);
+        Count(hash, bytes.Length);
+        hash.AppendData(bytes);
+    }
+
+    private static void Count(IncrementalHash hash, int count)
+    {
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(length, checked((uint)count));
+        hash.AppendData(length);
+    }
+
+    private sealed class ByteOrder : IComparer<byte[]>
+    {
+        public static readonly ByteOrder Instance = new();
+
+        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
+    }
+}
