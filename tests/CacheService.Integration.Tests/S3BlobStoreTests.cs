@@ -5,7 +5,9 @@ using CacheService.Testing;
 
 namespace CacheService.Integration.Tests;
 
-[CollectionDefinition(Name)]
+// Runs alone: it holds the allocation measurement of a 256 MiB upload, which other test
+// classes running in parallel would pollute (GC counters are process-wide).
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class SharedRgw : ICollectionFixture<RgwServer>
 {
     public const string Name = "Ceph RGW";
