@@ -1,8 +1,7 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text;
 using CacheService.Core;
+using CacheService.Core.Keys;
 
 namespace CacheService.Dockerfile;
 
@@ -43,23 +42,22 @@ public static class SourcesDigest
     /// <summary>The digest of <paramref name="entries"/>; their order does not matter.</summary>
     public static Digest Of(IEnumerable<SourceEntry> entries)
     {
-        var sorted = entries.OrderBy(e => Encoding.UTF8.GetBytes(e.Path), ByteOrder.Instance).ToList();
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Field(hash, Domain);
-        Count(hash, sorted.Count);
+        var sorted = entries.OrderBy(e => e.Path, Preimage.Utf8Order).ToList();
+        var preimage = new Preimage().Field(Domain).Count(sorted.Count);
         foreach (var e in sorted)
         {
-            Field(hash, e.Path);
-            Field(hash, e.Kind switch { SourceKind.File => "file", SourceKind.Directory => "dir", _ => "symlink" });
-            Field(hash, Convert.ToString(e.Mode & 0xFFF, 8));
-            Field(hash, e.Uid.ToString(CultureInfo.InvariantCulture));
-            Field(hash, e.Gid.ToString(CultureInfo.InvariantCulture));
-            Field(hash, e.Size.ToString(CultureInfo.InvariantCulture));
-            Field(hash, e.Content?.Value ?? string.Empty);
-            Field(hash, e.LinkTarget ?? string.Empty);
+            preimage
+                .Field(e.Path)
+                .Field(e.Kind switch { SourceKind.File => "file", SourceKind.Directory => "dir", _ => "symlink" })
+                .Field(Convert.ToString(e.Mode & 0xFFF, 8))
+                .Field(e.Uid.ToString(CultureInfo.InvariantCulture))
+                .Field(e.Gid.ToString(CultureInfo.InvariantCulture))
+                .Field(e.Size.ToString(CultureInfo.InvariantCulture))
+                .Field(e.Content?.Value ?? string.Empty)
+                .Field(e.LinkTarget ?? string.Empty);
         }
 
-        return Digest.FromHash(hash.GetHashAndReset());
+        return preimage.Hash();
     }
 
     /// <summary>
@@ -117,26 +115,5 @@ public static class SourcesDigest
         using var stream = File.OpenRead(item.FullName);
         var content = Digest.FromHash(SHA256.HashData(stream));
         return new SourceEntry(relative, SourceKind.File, mode, uid, gid, ((FileInfo)item).Length, content, null);
-    }
-
-    private static void Field(IncrementalHash hash, string value)
-    {
-        var bytes = Encoding.UTF8.GetBytes(value);
-        Count(hash, bytes.Length);
-        hash.AppendData(bytes);
-    }
-
-    private static void Count(IncrementalHash hash, int count)
-    {
-        Span<byte> length = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(length, checked((uint)count));
-        hash.AppendData(length);
-    }
-
-    private sealed class ByteOrder : IComparer<byte[]>
-    {
-        public static readonly ByteOrder Instance = new();
-
-        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
     }
 }

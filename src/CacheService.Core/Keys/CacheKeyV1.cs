@@ -1,8 +1,3 @@
-using System.Buffers;
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
-
 namespace CacheService.Core.Keys;
 
 /// <summary>
@@ -12,10 +7,6 @@ namespace CacheService.Core.Keys;
 /// </summary>
 public static class CacheKeyV1
 {
-    // Strings that are not valid Unicode (lone surrogates) are refused rather than silently
-    // replaced, which could make two different inputs encode alike.
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     /// <summary>Domain and version tag of step keys.</summary>
     public const string KeyDomain = "cacheservice/key/v1";
 
@@ -29,7 +20,7 @@ public static class CacheKeyV1
     public const string ScratchDomain = "cacheservice/state/v1/scratch";
 
     /// <summary>The parent state of the first step after <c>FROM scratch</c>.</summary>
-    public static Digest ScratchState { get; } = Hash(Encode(w => w.Field(ScratchDomain)));
+    public static Digest ScratchState { get; } = new Preimage().Field(ScratchDomain).Hash();
 
     /// <summary>Derives the key of one step.</summary>
     /// <exception cref="InvalidFieldException">A malformed platform or instruction, or a repeated arg name.</exception>
@@ -40,23 +31,14 @@ public static class CacheKeyV1
         var instruction = InstructionNormalizer.Normalize(input.Instruction);
         var args = SortArgs(input.Args);
 
-        var preimage = Encode(w =>
+        var preimage = new Preimage().Field(KeyDomain).Field(input.ParentState.Value).Field(platform).Field(instruction).Count(args.Count);
+        foreach (var (name, value) in args)
         {
-            w.Field(KeyDomain);
-            w.Field(input.ParentState.Value);
-            w.Field(platform);
-            w.Field(instruction);
-            w.Count(args.Count);
-            foreach (var (name, value) in args)
-            {
-                w.Field(name);
-                w.Field(value);
-            }
+            preimage.Field(name).Field(value);
+        }
 
-            w.Field(input.SourcesDigest?.Value ?? string.Empty);
-        });
-
-        return new StepKey(Hash(preimage), instruction, InstructionNormalizer.IsLayerStep(instruction), preimage);
+        preimage.Field(input.SourcesDigest?.Value ?? string.Empty);
+        return new StepKey(preimage.Hash(), instruction, InstructionNormalizer.IsLayerStep(instruction), preimage.ToArray());
     }
 
     /// <summary>
@@ -70,10 +52,10 @@ public static class CacheKeyV1
         if (step.IsLayerStep)
         {
             var layer = diffId ?? throw new ArgumentException("a layer step moves the state by its diff id", nameof(diffId));
-            return Hash(Encode(w => { w.Field(LayerStateDomain); w.Field(parentState.Value); w.Field(layer.Value); }));
+            return new Preimage().Field(LayerStateDomain).Field(parentState.Value).Field(layer.Value).Hash();
         }
 
-        return Hash(Encode(w => { w.Field(ConfigStateDomain); w.Field(parentState.Value); w.Field(step.Key.Value); }));
+        return new Preimage().Field(ConfigStateDomain).Field(parentState.Value).Field(step.Key.Value).Hash();
     }
 
     /// <summary>Lower-cases and checks <c>os/arch[/variant]</c>.</summary>
@@ -96,7 +78,7 @@ public static class CacheKeyV1
 
     private static List<KeyValuePair<string, string>> SortArgs(IReadOnlyList<KeyValuePair<string, string>> args)
     {
-        var sorted = args.OrderBy(a => StrictUtf8.GetBytes(a.Key), Utf8Order.Instance).ToList();
+        var sorted = args.OrderBy(a => a.Key, Preimage.Utf8Order).ToList();
         for (var i = 1; i < sorted.Count; i++)
         {
             if (sorted[i].Key == sorted[i - 1].Key)
@@ -114,43 +96,5 @@ public static class CacheKeyV1
         }
 
         return sorted;
-    }
-
-    private static Digest Hash(byte[] preimage) => Digest.FromHash(SHA256.HashData(preimage));
-
-    private static byte[] Encode(Action<PreimageWriter> write)
-    {
-        var writer = new PreimageWriter();
-        write(writer);
-        return writer.ToArray();
-    }
-
-    // Every field is a 4-byte big-endian length and its UTF-8 bytes, so no choice of separator
-    // can make two different inputs collide.
-    private sealed class PreimageWriter
-    {
-        private readonly ArrayBufferWriter<byte> _buffer = new();
-
-        public void Field(string value)
-        {
-            var bytes = StrictUtf8.GetBytes(value);
-            Count(bytes.Length);
-            _buffer.Write(bytes);
-        }
-
-        public void Count(int count)
-        {
-            BinaryPrimitives.WriteUInt32BigEndian(_buffer.GetSpan(4), checked((uint)count));
-            _buffer.Advance(4);
-        }
-
-        public byte[] ToArray() => _buffer.WrittenSpan.ToArray();
-    }
-
-    private sealed class Utf8Order : IComparer<byte[]>
-    {
-        public static readonly Utf8Order Instance = new();
-
-        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
     }
 }
