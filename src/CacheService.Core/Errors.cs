@@ -13,6 +13,12 @@ public sealed class InvalidFieldException(string field, string problem)
 {
     /// <summary>The request field at fault, e.g. <c>namespace</c> or <c>layer.digest</c>.</summary>
     public string Field { get; } = field;
+
+    /// <summary>What is wrong with the field.</summary>
+    public string Problem { get; } = problem;
+
+    /// <summary>The same problem, with the field named inside <paramref name="parent"/> (e.g. <c>steps[2]</c>).</summary>
+    public InvalidFieldException Within(string parent) => new($"{parent}.{Field}", Problem);
 }
 
 /// <summary>A blob that is not stored.</summary>

@@ -103,7 +103,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
         }
         catch (InvalidFieldException e) when (e.Field != "platform")
         {
-            throw new InvalidFieldException($"{field}.{e.Field}", e.Message[(e.Field.Length + 2)..]);
+            throw e.Within(field);
         }
     }
 
