@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test lint clean deps services bench-redis bench-s3
+.PHONY: build run test demo lint clean deps services bench-redis bench-s3
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -18,8 +18,10 @@ deps: tools/node_modules/.package-lock.json
 services:
 	scripts/install-services.sh
 
+# Builds everything and publishes the `layercache` CLI as one file to ./bin/layercache.
 build:
 	dotnet build CacheService.sln -c $(CONFIGURATION) -nologo -clp:ErrorsOnly
+	dotnet publish src/CacheService.Cli -c $(CONFIGURATION) -nologo -clp:ErrorsOnly -o bin -p:PublishSingleFile=true -p:AllowedReferenceRelatedFileExtensions=none -p:PublishDocumentationFile=false --self-contained false
 
 # dotnet run starts the server in the project directory, so relative paths are made absolute here.
 run:
@@ -30,6 +32,10 @@ run:
 
 test: deps services build
 	scripts/test.sh
+
+# The CI-farm walkthrough: two builders, one server, a PR namespace (scripts/demo.sh).
+demo: build
+	scripts/demo.sh
 
 # Redis memory per index entry and index lookup throughput (starts its own redis-server).
 bench-redis: services

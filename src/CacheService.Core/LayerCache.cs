@@ -52,7 +52,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
             if (!step.IsLayerStep)
             {
                 state = CacheKeyV1.NextState(state, step, null);
-                resolved.Add(new ResolvedStep(StepOutcome.Config, step.Key, null, null, state));
+                resolved.Add(new ResolvedStep(StepOutcome.Config, step.Key, null, null, state, null));
                 continue;
             }
 
@@ -61,10 +61,10 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
             degraded |= found.Degraded;
             if (found.Entry is null)
             {
-                resolved.Add(new ResolvedStep(StepOutcome.Miss, step.Key, null, null, null));
+                resolved.Add(new ResolvedStep(StepOutcome.Miss, step.Key, null, null, null, null));
                 for (var j = i + 1; j < steps.Count; j++)
                 {
-                    resolved.Add(new ResolvedStep(StepOutcome.Pending, null, null, null, null));
+                    resolved.Add(new ResolvedStep(StepOutcome.Pending, null, null, null, null, null));
                 }
 
                 break;
@@ -72,7 +72,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
 
             hits++;
             state = CacheKeyV1.NextState(state, step, found.Entry.Layer.DiffId);
-            resolved.Add(new ResolvedStep(StepOutcome.Hit, step.Key, found.Entry.Layer, found.Namespace, state));
+            resolved.Add(new ResolvedStep(StepOutcome.Hit, step.Key, found.Entry.Layer, found.Namespace, state, found.Entry.Created));
         }
 
         if (!degraded)
@@ -383,7 +383,13 @@ public enum StepOutcome
 }
 
 /// <summary>One step of a resolved chain.</summary>
-public sealed record ResolvedStep(StepOutcome Outcome, Digest? Key, LayerDescriptor? Layer, string? Namespace, Digest? StateAfter);
+/// <param name="Outcome">What the step needs.</param>
+/// <param name="Key">Its key; null when pending.</param>
+/// <param name="Layer">The cached layer of a hit.</param>
+/// <param name="Namespace">The namespace that answered a hit.</param>
+/// <param name="StateAfter">The state after the step; null from the first miss on.</param>
+/// <param name="Created">When the entry of a hit was committed.</param>
+public sealed record ResolvedStep(StepOutcome Outcome, Digest? Key, LayerDescriptor? Layer, string? Namespace, Digest? StateAfter, DateTimeOffset? Created);
 
 /// <summary>A resolved chain.</summary>
 public sealed record ChainResult(IReadOnlyList<ResolvedStep> Steps, bool Degraded)

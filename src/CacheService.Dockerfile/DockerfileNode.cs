@@ -12,6 +12,7 @@ namespace CacheService.Dockerfile;
 /// <param name="StartLine">First line, 1-based.</param>
 /// <param name="EndLine">Last line, 1-based.</param>
 /// <param name="Child">For ONBUILD: the instruction it carries.</param>
+/// <param name="Heredocs">For RUN, COPY and ADD: the heredoc bodies that follow the instruction.</param>
 public sealed record DockerfileNode(
     string Keyword,
     IReadOnlyList<string> Flags,
@@ -20,8 +21,16 @@ public sealed record DockerfileNode(
     string Original,
     int StartLine,
     int EndLine,
-    DockerfileNode? Child = null)
+    DockerfileNode? Child = null,
+    IReadOnlyList<Heredoc>? Heredocs = null)
 {
+    /// <summary>
+    /// The instruction as the cache key reads it: the logical line, then each heredoc's body and
+    /// terminator on lines of their own (kept exactly by the normalizer).
+    /// </summary>
+    public string KeyText =>
+        Heredocs is null or [] ? Original : Original + string.Concat(Heredocs.Select(h => "\n" + h.Content + h.Name));
+
     /// <summary>
     /// The node as BuildKit's parser tests print it: <c>(keyword ["--flag"] "arg" ...)</c>, with
     /// strings quoted the way Go's strconv.Quote does.
@@ -95,3 +104,10 @@ public sealed record DockerfileNode(
         _ => true,
     };
 }
+
+/// <summary>A heredoc body of a RUN, COPY or ADD.</summary>
+/// <param name="Name">The terminator word.</param>
+/// <param name="Content">The body, each line ending in a newline; leading tabs removed for <c>&lt;&lt;-</c>.</param>
+/// <param name="Expand">False when the name was quoted: variables in the body are not expanded.</param>
+/// <param name="Chomp">True for <c>&lt;&lt;-</c>.</param>
+public sealed record Heredoc(string Name, string Content, bool Expand, bool Chomp);

@@ -94,7 +94,13 @@ public static partial class DockerfileParser
                 warnings.Add("Empty continuation line found in: " + line);
             }
 
-            nodes.Add(ParseInstruction(line, escape, startLine, i + 1));
+            var node = ParseInstruction(line, escape, startLine, i + 1);
+            if (node.Keyword is "run" or "copy" or "add")
+            {
+                node = ReadHeredocs(node, lines, ref i);
+            }
+
+            nodes.Add(node);
         }
 
         if (nodes.Count == 0)
@@ -148,6 +154,46 @@ public static partial class DockerfileParser
         }
 
         return true;
+    }
+
+    // A RUN, COPY or ADD line may open heredocs (<<EOF, <<-EOF, <<"EOF"); their bodies follow
+    // the instruction, each up to a line that is exactly its name (after leading tabs for <<-).
+    private static DockerfileNode ReadHeredocs(DockerfileNode node, List<string> lines, ref int i)
+    {
+        var heredocs = new List<Heredoc>();
+        foreach (var word in WhitespaceDelimited(node.Original.Trim()))
+        {
+            var marker = HeredocMarker().Match(word);
+            var name = marker.Success ? marker.Groups[2].Value.Replace("\"", "", StringComparison.Ordinal).Replace("'", "", StringComparison.Ordinal) : "";
+            if (name.Length == 0)
+            {
+                continue;
+            }
+
+            var chomp = marker.Groups[1].Value == "-";
+            var content = new StringBuilder();
+            var terminated = false;
+            while (++i < lines.Count)
+            {
+                var body = chomp ? lines[i].TrimStart('\t') : lines[i];
+                if (body == name)
+                {
+                    terminated = true;
+                    break;
+                }
+
+                content.Append(body).Append('\n');
+            }
+
+            if (!terminated)
+            {
+                throw new DockerfileSyntaxException($"unterminated heredoc {name}", node.StartLine);
+            }
+
+            heredocs.Add(new Heredoc(name, content.ToString(), Expand: name.Length == marker.Groups[2].Value.Length, chomp));
+        }
+
+        return heredocs.Count == 0 ? node : node with { Heredocs = heredocs, EndLine = i + 1 };
     }
 
     private static bool IsComment(string trimmedLine) => trimmedLine.StartsWith('#');
@@ -444,6 +490,9 @@ public static partial class DockerfileParser
 
     private static List<string> WhitespaceDelimited(string args) =>
         args.Length == 0 ? [] : [.. Whitespace().Split(args)];
+
+    [GeneratedRegex(@"^\d*<<(-?)([^<]*)$")]
+    private static partial Regex HeredocMarker();
 
     [GeneratedRegex(@"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")]
     private static partial Regex DirectivePattern();

@@ -39,6 +39,9 @@ public static class SourcesDigest
 {
     private const string Domain = "cacheservice/sources/v1";
 
+    /// <summary>Domain tag of several sources combined (a RUN with more than one bind mount).</summary>
+    public const string CombinedDomain = "cacheservice/sources/v1/combined";
+
     /// <summary>The digest of <paramref name="entries"/>; their order does not matter.</summary>
     public static Digest Of(IEnumerable<SourceEntry> entries)
     {

@@ -67,6 +67,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
                 Key = step.Key?.Value ?? string.Empty,
                 Namespace = step.Namespace ?? string.Empty,
                 State = step.StateAfter?.Value ?? string.Empty,
+                CreatedAtUnix = step.Created?.ToUnixTimeSeconds() ?? 0,
             };
             if (step.Layer is not null)
             {

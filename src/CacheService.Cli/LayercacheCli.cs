@@ -1,0 +1,167 @@
+using CacheService.Client;
+using CacheService.Core;
+using CacheService.Dockerfile;
+using Grpc.Core;
+
+namespace CacheService.Cli;
+
+/// <summary>Where the command writes and what it can see of its surroundings.</summary>
+/// <param name="Out">Results (the JSON object with <c>--json</c>).</param>
+/// <param name="Error">Warnings, progress and errors.</param>
+/// <param name="IsTerminal">True when stdout is a terminal: progress is drawn as a bar.</param>
+/// <param name="Environment">Reads an environment variable.</param>
+/// <param name="Time">The clock ages are measured with.</param>
+internal sealed record CliConsole(TextWriter Out, TextWriter Error, bool IsTerminal, Func<string, string?> Environment, TimeProvider Time);
+
+/// <summary>The options every command that talks to the server shares.</summary>
+internal sealed record ServerTarget(Uri Address, string Namespace, IReadOnlyList<string> Fallbacks);
+
+/// <summary>
+/// The <c>layercache</c> command line. Exit codes: 0 done, 1 the command failed (the message
+/// names the cause), 2 the command was called wrongly (the usage follows).
+/// </summary>
+internal static class LayercacheCli
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int Usage = 2;
+
+    public const string DefaultServer = "http://127.0.0.1:50051";
+
+    private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace"];
+    private static readonly string[] PlanOptions = ["--file", "--context", "--target", "--build-arg", "--platform", "--base"];
+    private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal) { ["-f"] = "--file", ["-o"] = "--output", ["-h"] = "--help" };
+
+    private static readonly Dictionary<string, Command> Commands = new(StringComparer.Ordinal)
+    {
+        ["plan"] = new("plan [-f Dockerfile] [--context DIR] [--target STAGE] [--build-arg K=V]... [--platform OS/ARCH] [--base REF=DIGEST]... [--json]",
+            "Resolve every step of a Dockerfile against the cache: CACHED, MISS or PENDING (after a miss).",
+            [.. ServerOptions, .. PlanOptions], ["--json"], PlanCommands.PlanAsync),
+        ["history"] = new("history [plan options] [--json]",
+            "Show the cached chain of a Dockerfile, newest step first: layer, age, size, instruction.",
+            [.. ServerOptions, .. PlanOptions], ["--json"], PlanCommands.HistoryAsync),
+        ["push"] = new("push --key KEY --layer FILE [--json]",
+            "Upload a layer (gzip or plain tar) and commit it under KEY; prints the layer descriptor.",
+            [.. ServerOptions, "--key", "--layer"], ["--json"], TransferCommands.PushAsync),
+        ["pull"] = new("pull (--key KEY | --digest DIGEST) -o FILE",
+            "Download a layer to FILE, resuming a partial FILE, and verify its digest.",
+            [.. ServerOptions, "--key", "--digest", "--output"], [], TransferCommands.PullAsync),
+        ["key"] = new("key --parent STATE --instruction TEXT [--arg K=V]... [--sources DIGEST] [--platform OS/ARCH] [--json]",
+            "Compute one step's cache key locally, with the same function the server uses.",
+            ["--parent", "--instruction", "--arg", "--sources", "--platform"], ["--json"], AdminCommands.KeyAsync),
+        ["stats"] = new("stats [--json]",
+            "Hit rate and storage of the namespace.",
+            ServerOptions, ["--json"], AdminCommands.StatsAsync),
+        ["delete"] = new("delete --key KEY...",
+            "Drop keys from the namespace.",
+            [.. ServerOptions, "--key"], [], AdminCommands.DeleteAsync),
+    };
+
+    public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            await console.Out.WriteAsync(MainHelp());
+            return args.Length == 0 ? Usage : Ok;
+        }
+
+        if (!Commands.TryGetValue(args[0], out var command))
+        {
+            await console.Error.WriteAsync($"layercache: unknown command '{args[0]}'\n\n{MainHelp()}");
+            return Usage;
+        }
+
+        try
+        {
+            var parsed = Arguments.Parse(args[1..], command.Valued.ToHashSet(), command.Switches.Append("--help").ToHashSet(), Aliases);
+            if (parsed.Has("--help"))
+            {
+                await console.Out.WriteAsync(command.Help(args[0]));
+                return Ok;
+            }
+
+            return await command.Run(parsed, console, cancellationToken);
+        }
+        catch (UsageException e)
+        {
+            await console.Error.WriteAsync($"layercache {args[0]}: {e.Message}\n\n{command.Help(args[0])}");
+            return Usage;
+        }
+        catch (Exception e) when (Describe(e) is { } message)
+        {
+            await console.Error.WriteLineAsync($"layercache {args[0]}: {message}");
+            return Failed;
+        }
+    }
+
+    /// <summary>Reads --server, --namespace and --fallback-namespace, with their environment defaults.</summary>
+    public static ServerTarget Target(Arguments args, CliConsole console)
+    {
+        var server = args.Value("--server") ?? console.Environment("CACHESERVICE_ADDR") ?? DefaultServer;
+        if (!server.Contains("://", StringComparison.Ordinal))
+        {
+            server = "http://" + server;
+        }
+
+        if (!Uri.TryCreate(server, UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https"))
+        {
+            throw new UsageException($"--server must be host:port or an http(s) URL, got '{server}'");
+        }
+
+        var ns = args.Value("--namespace") ?? console.Environment("CACHESERVICE_NAMESPACE") ?? "default";
+        return new ServerTarget(address, ns, args.Values("--fallback-namespace"));
+    }
+
+    public static CacheServiceClient Connect(ServerTarget target) => new(new CacheServiceClientOptions { Address = target.Address });
+
+    /// <summary>Parses a digest option, as a usage error when it is malformed.</summary>
+    public static Digest DigestOption(Arguments args, string name) =>
+        Digest.TryParse(args.Value(name), out var digest) ? digest : throw new UsageException($"{name} must be sha256:<64 lower-case hex>");
+
+    // The message that names the cause of a failure, or null for a bug (which then surfaces).
+    private static string? Describe(Exception e) => e switch
+    {
+        RpcException { StatusCode: StatusCode.Unavailable } rpc => $"cannot reach the server ({rpc.Status.Detail}); is it running (make run) and is --server right?",
+        RpcException { StatusCode: StatusCode.DeadlineExceeded } => "the server did not answer in time",
+        RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
+        InvalidFieldException or DockerfileSyntaxException => e.Message,
+        IOException or UnauthorizedAccessException => e.Message,
+        _ => null,
+    };
+
+    private static string MainHelp() =>
+        "layercache: plan Dockerfiles against a CacheService layer cache, push and pull layers.\n\n" +
+        "Usage: layercache COMMAND [options]   (layercache COMMAND --help for its options)\n\nCommands:\n" +
+        string.Concat(Commands.Select(c => $"  {c.Key,-8} {c.Value.Summary}\n")) +
+        "\nServer options (plan, history, push, pull, stats, delete):\n" +
+        $"  --server ADDR               gRPC address; default $CACHESERVICE_ADDR, else {DefaultServer}\n" +
+        "  --namespace NS              namespace to read and write; default $CACHESERVICE_NAMESPACE, else 'default'\n" +
+        "  --fallback-namespace NS     also read NS after --namespace (repeatable, in order)\n" +
+        "\nExit codes: 0 done, 1 failed (the message names the cause), 2 wrong usage.\n";
+
+    private sealed record Command(string Synopsis, string Summary, IReadOnlyList<string> Valued, IReadOnlyList<string> Switches, Func<Arguments, CliConsole, CancellationToken, Task<int>> Run)
+    {
+        public string Help(string name)
+        {
+            var text = $"Usage: layercache {Synopsis}\n\n{Summary}\n";
+            if (Valued.Contains("--file"))
+            {
+                text += "\n  -f, --file FILE         the Dockerfile; default DIR/Dockerfile\n" +
+                        "  --context DIR           the build context; default the current directory\n" +
+                        "  --target STAGE          the stage to build; default the last one\n" +
+                        "  --build-arg K=V         a build argument (repeatable); counts only where an ARG declares K\n" +
+                        "  --platform OS/ARCH      the target platform; default linux/ and this machine's architecture\n" +
+                        "  --base REF=DIGEST       the digest an unpinned image reference stands for (repeatable)\n";
+            }
+
+            if (Valued.Contains("--server"))
+            {
+                text += "\n  --server ADDR           default $CACHESERVICE_ADDR, else " + DefaultServer + "\n" +
+                        "  --namespace NS          default $CACHESERVICE_NAMESPACE, else 'default'\n" +
+                        "  --fallback-namespace NS read NS too, after --namespace (repeatable)\n";
+            }
+
+            return text + "\nExit codes: 0 done, 1 failed, 2 wrong usage.\n";
+        }
+    }
+}
