@@ -27,7 +27,7 @@ done
 echo "== lint (dotnet format, buf lint)"
 if make --no-print-directory lint; then passed=$((passed + 1)); else echo "lint failed" >&2; failed=$((failed + 1)); fi
 
-echo "== end-to-end (independent Node.js gRPC client against the built server)"
+echo "== end-to-end (independent Node.js gRPC client and the built layercache CLI against the built server)"
 if ports=$(scripts/server.sh start "$out/e2e"); then
   CACHESERVICE_ADDR="127.0.0.1:${ports%% *}" node --test \
     --test-reporter=spec --test-reporter-destination=stdout \
@@ -38,6 +38,9 @@ if ports=$(scripts/server.sh start "$out/e2e"); then
 else
   failed=$((failed + 1))
 fi
+
+echo "== demo (make demo: the CI-farm walkthrough checks its own claims)"
+if scripts/demo.sh >"$out/demo.log" 2>&1; then passed=$((passed + 1)); else cat "$out/demo.log" >&2; failed=$((failed + 1)); fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,22 +24,26 @@ public sealed class CacheServiceClient : IDisposable
 
     /// <summary>Connects to <see cref="CacheServiceClientOptions.Address"/>.</summary>
     public CacheServiceClient(CacheServiceClientOptions options)
-        : this(GrpcChannel.ForAddress(options?.Address ?? throw new ArgumentNullException(nameof(options))), options, ownsChannel: true)
+        : this(GrpcChannel.ForAddress(options?.Address ?? throw new ArgumentNullException(nameof(options))), options)
     {
     }
 
-    /// <summary>Uses an existing channel, which the caller keeps and disposes.</summary>
-    public CacheServiceClient(ChannelBase channel, CacheServiceClientOptions? options = null)
-        : this(channel, options ?? new CacheServiceClientOptions(), ownsChannel: false)
+    /// <summary>Calls through <paramref name="invoker"/> (e.g. an intercepted channel), which the caller keeps and disposes.</summary>
+    public CacheServiceClient(CallInvoker invoker, CacheServiceClientOptions? options = null)
+        : this(null, invoker ?? throw new ArgumentNullException(nameof(invoker)), options ?? new CacheServiceClientOptions())
     {
     }
 
-    private CacheServiceClient(ChannelBase channel, CacheServiceClientOptions options, bool ownsChannel)
+    private CacheServiceClient(GrpcChannel channel, CacheServiceClientOptions options)
+        : this(channel, channel.CreateCallInvoker(), options)
     {
-        ArgumentNullException.ThrowIfNull(channel);
+    }
+
+    private CacheServiceClient(GrpcChannel? ownedChannel, CallInvoker invoker, CacheServiceClientOptions options)
+    {
         _options = options;
-        _ownedChannel = ownsChannel ? (GrpcChannel)channel : null;
-        _client = new Wire.LayerCache.LayerCacheClient(channel);
+        _ownedChannel = ownedChannel;
+        _client = new Wire.LayerCache.LayerCacheClient(invoker);
         var builder = new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider };
         if (options.MaxRetries > 0)
         {

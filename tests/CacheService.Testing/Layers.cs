@@ -73,4 +73,15 @@ public static class Layers
         await client.CommitAsync(new CommitRequest { Namespace = ns, Key = Key(key), Layer = layer });
         return layer;
     }
+
+    /// <summary>Writes a plain (ustar) tar holding <paramref name="files"/>.</summary>
+    public static async Task WriteTarAsync(string path, params (string Name, byte[] Content)[] files)
+    {
+        await using var file = File.Create(path);
+        await using var tar = new System.Formats.Tar.TarWriter(file, System.Formats.Tar.TarEntryFormat.Ustar);
+        foreach (var (name, content) in files)
+        {
+            await tar.WriteEntryAsync(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content) });
+        }
+    }
 }

@@ -38,6 +38,9 @@ public sealed class TestServer : IAsyncDisposable
 
     public int HttpPort { get; private set; }
 
+    /// <summary>The gRPC address, e.g. <c>http://127.0.0.1:40123</c>; it changes on restart.</summary>
+    public string GrpcAddress { get; private set; } = "";
+
     /// <summary>Starts a server; <paramref name="args"/> are extra configuration overrides.</summary>
     public static Task<TestServer> StartAsync(params string[] args) => StartAsync(null, args);
 
@@ -91,7 +94,8 @@ public sealed class TestServer : IAsyncDisposable
         await _app.StartAsync();
         var endpoints = _app.Services.GetRequiredService<ServerEndpoints>();
         HttpPort = endpoints.HttpPort;
-        _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{endpoints.GrpcPort}");
+        GrpcAddress = $"http://127.0.0.1:{endpoints.GrpcPort}";
+        _channel = GrpcChannel.ForAddress(GrpcAddress);
         Client = new LayerCache.LayerCacheClient(_channel);
     }
 

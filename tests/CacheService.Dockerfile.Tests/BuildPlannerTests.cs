@@ -1,0 +1,271 @@
+using CacheService.Core;
+using CacheService.Core.Keys;
+
+namespace CacheService.Dockerfile.Tests;
+
+/// <summary>
+/// The build semantics that decide keys. Each semantic has a case that would be a wrong hit if
+/// it were ignored (the key must move) and one that would be a needless miss if it were
+/// over-keyed (the key must stay).
+/// </summary>
+public sealed class BuildPlannerTests : IDisposable
+{
+    private static readonly Digest Alpine = Digest.Of("alpine manifest"u8);
+    private static readonly Digest OtherAlpine = Digest.Of("another alpine manifest"u8);
+
+    private readonly string _context = Directory.CreateTempSubdirectory("cs-plan-").FullName;
+
+    public BuildPlannerTests()
+    {
+        Write("go.mod", "module x");
+        Write("src/main.go", "package main");
+        Write("src/util.go", "package main // util");
+        Write("docs/guide.md", "guide");
+        Write("a.txt", "a");
+        Write("b.txt", "b");
+    }
+
+    public void Dispose() => Directory.Delete(_context, recursive: true);
+
+    private void Write(string path, string content)
+    {
+        var full = Path.Combine(_context, path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full, content);
+    }
+
+    private BuildPlan Plan(string dockerfile, BuildSettings? settings = null) =>
+        BuildPlanner.Plan(DockerfileParser.Parse(dockerfile), new BuildContext(_context), settings ?? new BuildSettings());
+
+    /// <summary>
+    /// Every step's key as a build would see it, "stage/index" -> key: the chain is walked as the
+    /// server walks it, with each layer step producing a layer whose diff id follows its key.
+    /// </summary>
+    private Dictionary<string, Digest> Keys(string dockerfile, BuildSettings? settings = null)
+    {
+        var plan = Plan(dockerfile, settings);
+        var keys = new Dictionary<string, Digest>();
+        var finals = new Dictionary<int, Digest>();
+        foreach (var stage in plan.Stages)
+        {
+            var state = stage.Base.State ?? finals[stage.Base.Stage!.Value];
+            foreach (var step in stage.Steps)
+            {
+                var key = CacheKeyV1.Compute(new StepKeyInput(state, stage.Platform, step.Instruction, step.Args, step.SourcesDigest(s => finals[s])));
+                keys[$"{stage.Name}/{step.Index}"] = key.Key;
+                state = CacheKeyV1.NextState(state, key, key.IsLayerStep ? Digest.Of(key.Preimage) : null);
+            }
+
+            finals[stage.Index] = state;
+        }
+
+        return keys;
+    }
+
+    private static BuildSettings Args(params (string Name, string Value)[] args) =>
+        new() { BuildArgs = args.ToDictionary(a => a.Name, a => a.Value), BaseImages = new Dictionary<string, Digest> { ["alpine"] = Alpine } };
+
+    private const string ArgFile = """
+        FROM alpine
+        ARG VERSION=1
+        COPY go.mod /src/
+        RUN echo build
+        """;
+
+    [Fact]
+    public void A_build_arg_moves_the_first_RUN_after_its_ARG_but_not_the_steps_before_it()
+    {
+        var defaults = Keys(ArgFile, Args());
+        var changed = Keys(ArgFile, Args(("VERSION", "2")));
+        Assert.Equal(defaults["0/0"], changed["0/0"]); // the ARG line itself
+        Assert.Equal(defaults["0/1"], changed["0/1"]); // a COPY that does not use it
+        Assert.NotEqual(defaults["0/2"], changed["0/2"]); // RUN sees VERSION in its environment
+        Assert.Equal(Keys(ArgFile, Args(("VERSION", "1"))), defaults); // the default, given explicitly
+    }
+
+    [Fact]
+    public void A_build_arg_no_ARG_declares_changes_nothing()
+    {
+        Assert.Equal(Keys(ArgFile, Args()), Keys(ArgFile, Args(("UNDECLARED", "x"))));
+    }
+
+    [Fact]
+    public void A_global_ARG_reaches_FROM_but_a_stage_only_after_declaring_it_again()
+    {
+        const string undeclared = "ARG TAG=3.19\nFROM alpine:${TAG}\nRUN echo $TAG\n";
+        const string declared = "ARG TAG=3.19\nFROM alpine:${TAG}\nARG TAG\nRUN echo $TAG\n";
+        var settings = new BuildSettings { BaseImages = new Dictionary<string, Digest> { ["alpine:3.19"] = Alpine, ["alpine:3.20"] = Alpine } };
+        var newer = settings with { BuildArgs = new Dictionary<string, string> { ["TAG"] = "3.20" } };
+
+        // Both tags map to the same digest: the RUN of the stage that did not redeclare TAG keeps its key...
+        Assert.Equal(Keys(undeclared, settings)["0/0"], Keys(undeclared, newer)["0/0"]);
+
+        // ...and the one that did sees the new value.
+        Assert.NotEqual(Keys(declared, settings)["0/1"], Keys(declared, newer)["0/1"]);
+
+        // A stage-level redeclaration without a value takes the global default.
+        var step = Plan(declared, settings).Stages[0].Steps[1];
+        Assert.Contains(KeyValuePair.Create("TAG", "3.19"), step.Args);
+    }
+
+    [Fact]
+    public void ENV_values_move_later_steps_and_an_ENV_built_from_an_ARG_follows_the_ARG()
+    {
+        const string file = "FROM alpine\nARG MODE=debug\nENV BUILD_MODE=$MODE\nCOPY go.mod /src/\n";
+        var debug = Keys(file, Args());
+        var release = Keys(file, Args(("MODE", "release")));
+        Assert.NotEqual(debug["0/1"], release["0/1"]); // the ENV step expands MODE
+        Assert.NotEqual(debug["0/2"], release["0/2"]); // and the chain carries it on
+        Assert.Equal(Keys("FROM alpine\nENV A=1\nRUN true\n", Args()), Keys("FROM  alpine\nENV   A=1\nRUN  true\n", Args()));
+    }
+
+    [Fact]
+    public void COPY_keys_follow_the_selected_files_only()
+    {
+        const string file = "FROM alpine\nCOPY src/ /src/\n";
+        var before = Keys(file, Args());
+        Write("docs/guide.md", "edited");
+        Assert.Equal(before, Keys(file, Args())); // not selected
+        Write("src/util.go", "package main // edited");
+        Assert.NotEqual(before["0/0"], Keys(file, Args())["0/0"]);
+    }
+
+    [Fact]
+    public void Dockerignore_hides_files_from_COPY_keys()
+    {
+        Write(".dockerignore", "src/*.go\n!src/main.go\n");
+        const string file = "FROM alpine\nCOPY src/ /src/\n";
+        var before = Keys(file, Args());
+        Write("src/util.go", "package main // edited, but ignored");
+        Assert.Equal(before, Keys(file, Args()));
+        Write("src/main.go", "package main // edited, re-included by !");
+        Assert.NotEqual(before["0/0"], Keys(file, Args())["0/0"]);
+    }
+
+    [Fact]
+    public void Wildcard_sources_select_new_matching_files_and_ignore_others()
+    {
+        const string file = "FROM alpine\nCOPY *.txt /data/\n";
+        var before = Keys(file, Args());
+        Write("go.mod", "module y"); // does not match *.txt
+        Assert.Equal(before, Keys(file, Args()));
+        Write("c.txt", "c");
+        Assert.NotEqual(before["0/0"], Keys(file, Args())["0/0"]);
+        var error = Assert.Throws<InvalidFieldException>(() => Plan("FROM alpine\nCOPY *.none /data/\n", Args()));
+        Assert.Contains("matches nothing", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void COPY_from_a_stage_follows_that_stages_final_state()
+    {
+        const string file = """
+            FROM alpine AS build
+            COPY src/ /src/
+            RUN make
+            FROM alpine AS docs
+            COPY docs/ /docs/
+            FROM scratch
+            COPY --from=build /out/app /app
+            """;
+        var before = Keys(file, Args());
+        Assert.DoesNotContain(Plan(file, Args()).Stages, s => s.Name == "docs"); // not needed by the target
+        Write("docs/guide.md", "edited");
+        Assert.Equal(before, Keys(file, Args()));
+        Write("src/main.go", "package main // edited");
+        Assert.NotEqual(before["2/0"], Keys(file, Args())["2/0"]);
+    }
+
+    [Fact]
+    public void The_target_stage_decides_which_stages_are_planned()
+    {
+        const string file = "FROM alpine AS base\nRUN a\nFROM base AS test\nRUN b\nFROM alpine AS release\nRUN c\n";
+        Assert.Equal(["base", "test"], Plan(file, Args() with { Target = "test" }).Stages.Select(s => s.Name));
+        Assert.Equal(["release"], Plan(file, Args()).Stages.Select(s => s.Name));
+        Assert.Equal(0, Plan(file, Args() with { Target = "test" }).Stages[1].Base.Stage); // FROM base builds on stage 0
+        var error = Assert.Throws<InvalidFieldException>(() => Plan(file, Args() with { Target = "nope" }));
+        Assert.Equal("target", error.Field);
+    }
+
+    [Fact]
+    public void FROM_pins_by_digest_by_base_mapping_or_warns_about_a_moving_tag()
+    {
+        var pinned = Plan($"FROM alpine:3.20@{Alpine}\nRUN true\n").Stages[0].Base.State;
+        Assert.Equal(Alpine, pinned);
+        var mapped = Plan("FROM docker.io/library/alpine:latest\nRUN true\n", Args());
+        Assert.Equal(Alpine, mapped.Stages[0].Base.State); // "alpine" and its long form are one image
+        Assert.Empty(mapped.Warnings);
+        Assert.Equal(CacheKeyV1.ScratchState, Plan("FROM scratch\nRUN true\n").Stages[0].Base.State);
+
+        var unpinned = Plan("FROM node:20\nRUN true\n");
+        Assert.Contains(unpinned.Warnings, w => w.Contains("node:20 is not pinned", StringComparison.Ordinal));
+        Assert.NotEqual(unpinned.Stages[0].Base.State, Plan("FROM node:22\nRUN true\n").Stages[0].Base.State);
+
+        var other = new BuildSettings { BaseImages = new Dictionary<string, Digest> { ["alpine"] = OtherAlpine } };
+        Assert.NotEqual(Keys("FROM alpine\nRUN true\n", Args())["0/0"], Keys("FROM alpine\nRUN true\n", other)["0/0"]);
+    }
+
+    [Fact]
+    public void RUN_with_a_bind_mount_of_the_context_follows_the_mounted_files_only()
+    {
+        const string mounted = "FROM alpine\nRUN --mount=type=bind,source=src,target=/src make\n";
+        const string plain = "FROM alpine\nRUN --mount=type=cache,target=/root/.cache make\n";
+        var before = Keys(mounted, Args());
+        var plainBefore = Keys(plain, Args());
+        Write("docs/guide.md", "edited");
+        Assert.Equal(before, Keys(mounted, Args())); // outside the mounted source
+        Write("src/main.go", "package main // edited");
+        Assert.NotEqual(before["0/0"], Keys(mounted, Args())["0/0"]);
+        Assert.Equal(plainBefore, Keys(plain, Args())); // a cache mount reads no context
+    }
+
+    [Fact]
+    public void Heredoc_bodies_are_part_of_the_key()
+    {
+        const string file = "FROM alpine\nRUN <<EOF\necho one\nEOF\nCOPY go.mod /src/\n";
+        var parsed = DockerfileParser.Parse(file);
+        Assert.Equal(3, parsed.Instructions.Count); // the body is not read as instructions
+        Assert.Equal("echo one\n", parsed.Instructions[1].Heredocs![0].Content);
+        Assert.NotEqual(Keys(file, Args())["0/0"], Keys(file.Replace("echo one", "echo two", StringComparison.Ordinal), Args())["0/0"]);
+    }
+
+    [Fact]
+    public void Heredocs_follow_BuildKits_rules_for_names_tabs_and_quotes()
+    {
+        var parsed = DockerfileParser.Parse("FROM alpine\nCOPY <<-\"A\" <<B /dst/\n\tone $X\n\tA\ntwo\nB\nRUN true\n");
+        var copy = parsed.Instructions[1];
+        Assert.Equal([new Heredoc("A", "one $X\n", Expand: false, Chomp: true), new Heredoc("B", "two\n", Expand: true, Chomp: false)], copy.Heredocs);
+        Assert.Equal(6, copy.EndLine);
+        Assert.Equal("run", parsed.Instructions[2].Keyword);
+        Assert.Empty(Plan("FROM alpine\nCOPY <<EOF /etc/conf\nx=1\nEOF\n").Stages[0].Steps[0].Sources); // no context read
+        Assert.Throws<DockerfileSyntaxException>(() => DockerfileParser.Parse("FROM alpine\nRUN <<EOF\necho\n"));
+    }
+
+    [Fact]
+    public void Automatic_platform_args_follow_the_platform_when_declared()
+    {
+        const string file = "FROM alpine\nARG TARGETARCH\nRUN echo $TARGETARCH\n";
+        var amd = Plan(file, Args()).Stages[0].Steps[1];
+        Assert.Contains(KeyValuePair.Create("TARGETARCH", "amd64"), amd.Args);
+        var arm = Plan(file, Args() with { Platform = "linux/arm64" }).Stages[0].Steps[1];
+        Assert.Contains(KeyValuePair.Create("TARGETARCH", "arm64"), arm.Args);
+    }
+
+    [Fact]
+    public void ADD_of_a_URL_without_checksum_warns_that_its_content_is_not_checked()
+    {
+        var plan = Plan("FROM alpine\nADD https://example.com/tool.tgz /opt/\n", Args());
+        Assert.Contains(plan.Warnings, w => w.Contains("keyed by its URL", StringComparison.Ordinal));
+        Assert.Empty(Plan("FROM alpine\nADD --checksum=sha256:abc https://example.com/tool.tgz /opt/\n", Args()).Warnings);
+    }
+
+    [Fact]
+    public void Variables_expand_the_way_Dockerfiles_expand_them()
+    {
+        string? Lookup(string name) => name switch { "A" => "x", "EMPTY" => "", _ => null };
+        Assert.Equal("x-x", Variables.Expand("$A-${A}", Lookup));
+        Assert.Equal("d|x|", Variables.Expand("${UNSET:-d}|${A:-d}|${UNSET:+alt}", Lookup));
+        Assert.Equal("d|", Variables.Expand("${EMPTY:-d}|${EMPTY-d}", Lookup));
+        Assert.Equal("$A x", Variables.Expand("'$A' \"$A\"", Lookup));
+        Assert.Equal("$A", Variables.Expand("\\$A", Lookup));
+    }
+}
