@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test demo lint clean deps services bench-redis bench-s3
+.PHONY: build run test demo pack lint clean deps services bench-redis bench-s3
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -33,6 +33,10 @@ run:
 test: deps services build
 	scripts/test.sh
 
+# The client SDK and the libraries it references, as NuGet packages.
+pack:
+	for p in Core Api Client; do dotnet pack src/CacheService.$$p -c $(CONFIGURATION) -nologo -o artifacts || exit 1; done
+
 # The CI-farm walkthrough: two builders, one server, a PR namespace (scripts/demo.sh).
 demo: build
 	scripts/demo.sh
@@ -52,4 +56,4 @@ lint: deps
 
 clean:
 	dotnet clean CacheService.sln -nologo -v quiet
-	rm -rf src/*/bin src/*/obj tests/*/bin tests/*/obj tools/node_modules
+	rm -rf src/*/bin src/*/obj tests/*/bin tests/*/obj tools/node_modules bin artifacts
