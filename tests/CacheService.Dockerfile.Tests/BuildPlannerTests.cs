@@ -229,6 +229,23 @@ public sealed class BuildPlannerTests : IDisposable
     }
 
     [Fact]
+    public void Reformatting_around_a_heredoc_keeps_the_key_and_its_body_whitespace_does_not()
+    {
+        var tidy = Keys("FROM alpine\nRUN <<EOF\necho  one\nEOF\n", Args());
+        Assert.Equal(tidy, Keys("FROM alpine\nRUN   <<EOF\necho  one\nEOF\n", Args()));
+        Assert.NotEqual(tidy, Keys("FROM alpine\nRUN <<EOF\necho one\nEOF\n", Args())); // the shell may see it
+    }
+
+    [Fact]
+    public void Owner_and_mode_flags_count_in_any_order()
+    {
+        var chowned = Keys("FROM alpine\nCOPY --chown=1000:1000 --chmod=640 go.mod /src/\n", Args());
+        Assert.Equal(chowned, Keys("FROM alpine\nCOPY --chmod=640 --chown=1000:1000 go.mod /src/\n", Args()));
+        Assert.NotEqual(chowned, Keys("FROM alpine\nCOPY --chown=1000:1000 --chmod=644 go.mod /src/\n", Args()));
+        Assert.NotEqual(chowned, Keys("FROM alpine\nCOPY --chown=0:0 --chmod=640 go.mod /src/\n", Args()));
+    }
+
+    [Fact]
     public void Heredocs_follow_BuildKits_rules_for_names_tabs_and_quotes()
     {
         var parsed = DockerfileParser.Parse("FROM alpine\nCOPY <<-\"A\" <<B /dst/\n\tone $X\n\tA\ntwo\nB\nRUN true\n");
