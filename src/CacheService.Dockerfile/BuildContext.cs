@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.RegularExpressions;
 using CacheService.Core;
 
@@ -40,8 +39,8 @@ public sealed class BuildContext
 
     /// <summary>
     /// The context paths one source names: itself, or for a wildcard (<c>*</c>, <c>?</c>,
-    /// <c>[...]</c>, matched per path segment as Go's filepath.Match does) every path that
-    /// matches and is not ignored. A wildcard that matches nothing is an error, as in BuildKit.
+    /// <c>[...]</c>, <c>**</c>, matched as in .dockerignore, see <see cref="Glob"/>) every path
+    /// that matches and is not ignored. A wildcard that matches nothing is an error, as in BuildKit.
     /// </summary>
     public IEnumerable<string> Expand(string source)
     {
@@ -52,50 +51,13 @@ public sealed class BuildContext
             return [clean];
         }
 
-        var pattern = new Regex("^" + string.Join("/", clean.TrimEnd('/').Split('/').Select(SegmentRegex)) + "$", RegexOptions.CultureInvariant);
+        var pattern = new Regex(Glob.ToRegex(clean.TrimEnd('/')), RegexOptions.CultureInvariant | RegexOptions.Singleline);
         var matches = Directory.EnumerateFileSystemEntries(Root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
             .Select(p => Path.GetRelativePath(Root, p).Replace(Path.DirectorySeparatorChar, '/'))
             .Where(p => pattern.IsMatch(p) && !Ignore.IsIgnored(p))
             .Order(StringComparer.Ordinal)
             .ToList();
         return matches.Count > 0 ? matches : throw new InvalidFieldException("sources", $"no source files were specified: '{source}' matches nothing in the build context");
-    }
-
-    private static string SegmentRegex(string segment)
-    {
-        var regex = new StringBuilder();
-        for (var i = 0; i < segment.Length; i++)
-        {
-            var c = segment[i];
-            switch (c)
-            {
-                case '*':
-                    regex.Append("[^/]*");
-                    break;
-                case '?':
-                    regex.Append("[^/]");
-                    break;
-                case '[':
-                    var close = segment.IndexOf(']', i + 1);
-                    if (close < 0)
-                    {
-                        throw new InvalidFieldException("sources", $"unclosed '[' in '{segment}'");
-                    }
-
-                    var set = segment[(i + 1)..close];
-                    regex.Append('[').Append(set.StartsWith('^') || set.StartsWith('!') ? "^" + Regex.Escape(set[1..]) : Regex.Escape(set)).Append(']');
-                    i = close;
-                    break;
-                case '\\' when i + 1 < segment.Length:
-                    regex.Append(Regex.Escape(segment[++i].ToString()));
-                    break;
-                default:
-                    regex.Append(Regex.Escape(c.ToString()));
-                    break;
-            }
-        }
-
-        return regex.ToString();
     }
 
     /// <summary>Reads <c>--chown=uid[:gid]</c> when both are numeric; names need the image's user database, so they key by their text alone.</summary>

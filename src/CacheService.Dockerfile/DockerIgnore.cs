@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.RegularExpressions;
 
 namespace CacheService.Dockerfile;
@@ -39,7 +38,7 @@ public sealed class DockerIgnore
                 continue;
             }
 
-            rules.Add((new Regex(ToRegex(pattern), RegexOptions.CultureInvariant | RegexOptions.Singleline), exclusion));
+            rules.Add((new Regex(Glob.ToRegex(pattern), RegexOptions.CultureInvariant | RegexOptions.Singleline), exclusion));
         }
 
         return new DockerIgnore(rules);
@@ -102,56 +101,5 @@ public sealed class DockerIgnore
         }
 
         return string.Join('/', parts);
-    }
-
-    private static string ToRegex(string pattern)
-    {
-        var regex = new StringBuilder("^");
-        for (var i = 0; i < pattern.Length; i++)
-        {
-            var c = pattern[i];
-            switch (c)
-            {
-                case '*' when i + 1 < pattern.Length && pattern[i + 1] == '*':
-                    i++;
-                    if (i + 1 < pattern.Length && pattern[i + 1] == '/')
-                    {
-                        i++;
-                        regex.Append("(.*/)?"); // "**/" : zero or more directories
-                    }
-                    else
-                    {
-                        regex.Append(".*"); // "**" at the end or before other characters
-                    }
-
-                    break;
-                case '*':
-                    regex.Append("[^/]*");
-                    break;
-                case '?':
-                    regex.Append("[^/]");
-                    break;
-                case '[':
-                    var close = pattern.IndexOf(']', i + 1);
-                    if (close < 0)
-                    {
-                        regex.Append(@"\[");
-                        break;
-                    }
-
-                    var set = pattern[(i + 1)..close];
-                    regex.Append('[').Append(set.StartsWith('^') || set.StartsWith('!') ? "^" + Regex.Escape(set[1..]).Replace(@"\-", "-", StringComparison.Ordinal) : Regex.Escape(set).Replace(@"\-", "-", StringComparison.Ordinal)).Append(']');
-                    i = close;
-                    break;
-                case '\\' when i + 1 < pattern.Length:
-                    regex.Append(Regex.Escape(pattern[++i].ToString()));
-                    break;
-                default:
-                    regex.Append(Regex.Escape(c.ToString()));
-                    break;
-            }
-        }
-
-        return regex.Append('$').ToString();
     }
 }
