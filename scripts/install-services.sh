@@ -10,10 +10,15 @@ for tool in radosgw ceph-mon ceph-osd ceph-mgr; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 command -v curl >/dev/null || missing+=(curl)
+# Prometheus (and its promtool) scrape and lint /metrics; Chromium renders the status page.
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends $(printf "%s\n" "${missing[@]}" | sort -u) >/dev/null
 fi
-# Debian's package may start a system-wide redis-server on 6379; the tests never use it.
+# Debian's packages may start a system-wide redis-server on 6379 or prometheus on 9090; the
+# tests never use them.

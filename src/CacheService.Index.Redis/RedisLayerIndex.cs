@@ -124,8 +124,20 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
-    public async Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken) =>
+    public async Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken)
+    {
+        // The registry lives outside the namespace's slot, so it cannot join the script; sent
+        // without waiting for its answer, it costs no round trip.
+        Db.SetAdd(RegistryKey, ns, CommandFlags.FireAndForget);
         await RunAsync(ns, Scripts.RecordUsage, [delta.Lookups, delta.Hits, delta.BytesUploaded, delta.BytesDownloaded], cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken)
+    {
+        var members = await Guard(Db.SetMembersAsync(RegistryKey), cancellationToken);
+        return [.. members.Select(m => (string)m!).Order(StringComparer.Ordinal)];
+    }
 
     /// <inheritdoc />
     public async Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken)

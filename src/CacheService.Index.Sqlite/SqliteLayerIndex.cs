@@ -190,6 +190,10 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
             cancellationToken);
 
     /// <inheritdoc />
+    public Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken) =>
+        InTransactionAsync<IReadOnlyList<string>>(tx => Query(tx, "SELECT ns FROM namespaces ORDER BY ns", r => r.GetString(0)), cancellationToken);
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken) =>
         InTransactionAsync<IReadOnlyList<CollectableBlob>>(tx =>
         {

@@ -1,11 +1,12 @@
 using System.Net;
+using CacheService.Server.Observability;
 using CacheService.Server.Rpc;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
 namespace CacheService.Server;
 
-/// <summary>Builds the server: two Kestrel endpoints (gRPC over HTTP/2, health over HTTP/1.1) and the cache behind them.</summary>
+/// <summary>Builds the server: two Kestrel endpoints (gRPC over HTTP/2; metrics, status page and health over HTTP/1.1) and the cache behind them.</summary>
 public static class CacheServiceApp
 {
     /// <summary>Creates the application from command-line arguments and configuration.</summary>
@@ -42,7 +43,7 @@ public static class CacheServiceApp
         app.MapGrpcService<LayerCacheGrpcService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
-        app.MapHealthChecks("/healthz");
+        app.MapStatusEndpoints();
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var endpoints = app.Services.GetRequiredService<ServerEndpoints>();

@@ -12,7 +12,7 @@ public sealed class ServerOptions
     /// <summary>gRPC port (HTTP/2 only, cleartext). 0 picks a free port. Default 50051.</summary>
     public int GrpcPort { get; set; } = 50051;
 
-    /// <summary>HTTP/1.1 port for health (and later metrics and the status page). 0 picks a free port. Default 8080.</summary>
+    /// <summary>HTTP/1.1 port for metrics, the status page and health. 0 picks a free port. Default 8080.</summary>
     public int HttpPort { get; set; } = 8080;
 
     /// <summary>Largest gRPC message accepted, in bytes (upload chunks must fit). Default 4 MiB.</summary>

@@ -7,6 +7,7 @@ using CacheService.Core.Options;
 using CacheService.Index.Redis;
 using CacheService.Index.Sqlite;
 using CacheService.Server.Hosting;
+using CacheService.Server.Observability;
 using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -28,6 +29,7 @@ public static class ServiceCollectionExtensions
         AddValidatedOptions<StorageOptions>(services, StorageOptions.Section, o => o.Validate());
         AddValidatedOptions<LimitsOptions>(services, LimitsOptions.Section, o => o.Validate());
         AddValidatedOptions<EvictionOptions>(services, EvictionOptions.Section, o => o.Validate());
+        AddValidatedOptions<ObservabilityOptions>(services, ObservabilityOptions.Section, o => o.Validate());
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
@@ -68,15 +70,23 @@ public static class ServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<PeriodicBlobWork>>()));
 
+        services.TryAddSingleton<CacheMetrics>();
+        services.TryAddSingleton<NamespaceSampler>();
+        services.AddHostedService(sp => sp.GetRequiredService<NamespaceSampler>());
+
         services.AddGrpc(grpc =>
         {
+            // Outermost first: the timing sees the status code the error mapping chose.
+            grpc.Interceptors.Add<RpcMetricsInterceptor>();
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
             grpc.EnableDetailedErrors = false;
         });
         services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<ServerOptions>>((grpc, server) => grpc.MaxReceiveMessageSize = server.Value.MaxMessageBytes);
         services.AddGrpcReflection();
-        services.AddGrpcHealthChecks().AddCheck<IndexHealthCheck>("index");
+        services.AddGrpcHealthChecks()
+            .AddCheck<IndexHealthCheck>("index", tags: [StatusEndpoints.ReadinessTag])
+            .AddCheck<BlobStoreHealthCheck>("blobs", tags: [StatusEndpoints.ReadinessTag]);
         return services;
     }
 

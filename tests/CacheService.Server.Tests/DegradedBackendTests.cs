@@ -76,7 +76,7 @@ public sealed class DegradedBackendTests : IAsyncLifetime
     }
 
     /// <summary>The real SQLite index, made to hang or fail on demand.</summary>
-    private sealed class TroubledIndex(SqliteLayerIndex inner) : ILayerIndex
+    internal sealed class TroubledIndex(SqliteLayerIndex inner) : ILayerIndex
     {
         public volatile bool Stalled;
         public volatile bool Down;
@@ -108,7 +108,13 @@ public sealed class DegradedBackendTests : IAsyncLifetime
 
         public Task<long> RemoveEntriesReferencingAsync(string ns, Digest blob, CancellationToken cancellationToken) => inner.RemoveEntriesReferencingAsync(ns, blob, cancellationToken);
 
-        public Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken) => inner.GetUsageAsync(ns, cancellationToken);
+        public async Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken)
+        {
+            await Trouble(cancellationToken);
+            return await inner.GetUsageAsync(ns, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken) => inner.ListNamespacesAsync(cancellationToken);
 
         public Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken) =>
             inner.TakeCollectableBlobsAsync(unreferencedSince, max, cancellationToken);

@@ -90,6 +90,18 @@ public abstract class LayerIndexContract : IDisposable
     }
 
     [Fact]
+    public async Task Namespaces_that_committed_or_recorded_usage_are_listed_in_order()
+    {
+        var reader = Ns + "-reader";
+        await Commit("k", Layer("a", 10));
+        await Index.RecordUsageAsync(reader, new UsageDelta(Lookups: 1), Ct);
+        var listed = await Index.ListNamespacesAsync(Ct);
+        Assert.Contains(Ns, listed);
+        Assert.Contains(reader, listed);
+        Assert.Equal(listed.Order(StringComparer.Ordinal), listed);
+    }
+
+    [Fact]
     public async Task Concurrent_commits_of_one_key_make_exactly_one_entry()
     {
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 32).Select(i => Task.Run(() => Commit("same", Layer($"layer {i}", 10 + i)))));

@@ -48,6 +48,9 @@ public interface ILayerIndex
     /// <summary>The namespace's counters; all zero for a namespace never used.</summary>
     Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken);
 
+    /// <summary>Every namespace that has committed or recorded usage, in ordinal order.</summary>
+    Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken);
+
     /// <summary>
     /// Takes up to <paramref name="max"/> blobs whose last reference went at or before
     /// <paramref name="unreferencedSince"/> and that are still unreferenced, removing them from the

@@ -1,5 +1,6 @@
 using CacheService.Core;
 using Grpc.Core;
+using CacheService.Server.Observability;
 using Grpc.Core.Interceptors;
 
 namespace CacheService.Server.Rpc;
@@ -9,7 +10,7 @@ namespace CacheService.Server.Rpc;
 /// core's exceptions; clients see a status and a message meant for them, never a stack trace or a
 /// backend's own error text.
 /// </summary>
-internal sealed partial class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger) : Interceptor
+internal sealed partial class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, CacheMetrics metrics) : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -69,8 +70,9 @@ internal sealed partial class ErrorMappingInterceptor(ILogger<ErrorMappingInterc
         {
             LogUnexpected(e, context.Method);
         }
-        else if (e is BackendUnavailableException)
+        else if (e is BackendUnavailableException unavailable)
         {
+            metrics.BackendError(unavailable.Backend);
             LogBackendUnavailable(context.Method, e.InnerException?.GetType().Name ?? "none");
         }
 

@@ -1,5 +1,6 @@
 using CacheService.Core;
 using CacheService.Core.Options;
+using CacheService.Server.Observability;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -11,7 +12,7 @@ namespace CacheService.Server.Rpc;
 /// The LayerCache gRPC service: checks requests, calls <see cref="LayerCache"/>, shapes answers.
 /// Errors are mapped to status codes by <see cref="ErrorMappingInterceptor"/>, not here.
 /// </summary>
-internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOptions> limitOptions) : Wire.LayerCache.LayerCacheBase
+internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOptions> limitOptions, CacheMetrics metrics) : Wire.LayerCache.LayerCacheBase
 {
     private readonly LimitsOptions _limits = limitOptions.Value;
 
@@ -32,6 +33,12 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var namespaces = Requests.Namespaces(request.Namespace, request.FallbackNamespaces, _limits.MaxBatch);
         var result = await cache.LookupAsync(namespaces, Requests.Digest(request.Key, "key"), context.CancellationToken);
         var response = new Wire.LookupResponse { Hit = result.Entry is not null, Degraded = result.Degraded };
+        metrics.Lookup(namespaces[0], response.Hit, response.Degraded);
+        if (result.Degraded)
+        {
+            metrics.BackendError("index");
+        }
+
         if (result.Entry is not null)
         {
             response.Layer = Requests.ToWire(result.Entry.Layer);
@@ -53,8 +60,19 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var steps = request.Steps.Select((s, i) => Requests.Step(s, $"steps[{i}]")).ToList();
         var chain = await cache.ResolveChainAsync(namespaces, baseState, request.Platform, steps, context.CancellationToken);
         var response = new Wire.ResolveChainResponse { CachedSteps = chain.CachedSteps, Degraded = chain.Degraded };
+        if (chain.Degraded)
+        {
+            metrics.BackendError("index");
+        }
+
         foreach (var step in chain.Steps)
         {
+            metrics.ChainStep(step.Outcome.ToString().ToLowerInvariant());
+            if (step.Outcome is StepOutcome.Hit or StepOutcome.Miss)
+            {
+                metrics.Lookup(namespaces[0], step.Outcome == StepOutcome.Hit, chain.Degraded);
+            }
+
             var wire = new Wire.ResolvedStep
             {
                 Status = step.Outcome switch
@@ -92,6 +110,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         }
 
         var outcome = await cache.CommitAsync(ns, key, layer, inputs, context.CancellationToken);
+        metrics.Evictions(ns, outcome.Evicted.Count);
         return new Wire.CommitResponse
         {
             Created = outcome.Created,
@@ -111,6 +130,11 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var ns = Requests.Namespace(header.Namespace, "header.namespace");
         var digest = Requests.Digest(header.Digest, "header.digest");
         var stored = await cache.UploadAsync(ns, digest, header.Size, new UploadChunkStream(requestStream), context.CancellationToken);
+        if (stored)
+        {
+            metrics.LayerBytes("upload", header.Size);
+        }
+
         return new Wire.UploadLayerResponse
         {
             Layer = new Wire.LayerDescriptor { Digest = digest.Value, Size = header.Size, MediaType = header.MediaType },
@@ -128,6 +152,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
             // the enumerator reuse the buffer behind the chunk.
             var message = new Wire.DownloadLayerResponse { Chunk = UnsafeByteOperations.UnsafeWrap(chunk) };
             await responseStream.WriteAsync(message, context.CancellationToken);
+            metrics.LayerBytes("download", chunk.Length);
         }
     }
 

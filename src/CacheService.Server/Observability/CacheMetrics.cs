@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using Prometheus;
+
+namespace CacheService.Server.Observability;
+
+/// <summary>
+/// The Prometheus metrics of one server (DESIGN.md §6), in a registry of its own so that two
+/// servers in one process (tests) do not share counters. Counters count what this replica
+/// served, so <c>sum()</c> over replicas is the farm's total; the per-namespace gauges are
+/// read from the shared index, so every replica reports the same value (use <c>max()</c>).
+/// </summary>
+/// <remarks>
+/// Built on prometheus-net rather than the OpenTelemetry exporter: it is stable (the OTel
+/// Prometheus exporter is still a beta), writes Prometheus' own text format with HELP and TYPE
+/// lines that <c>promtool check metrics</c> accepts, and a labelled counter costs one
+/// dictionary lookup on the hot path.
+/// </remarks>
+public sealed class CacheMetrics
+{
+    /// <summary>The label of namespaces beyond <see cref="ObservabilityOptions.MaxNamespaceLabels"/>.</summary>
+    public const string OtherNamespace = "other";
+
+    private readonly int _maxNamespaces;
+    private readonly ConcurrentDictionary<string, bool> _labelled = new(StringComparer.Ordinal);
+    private readonly Lock _admission = new();
+    private readonly Counter _lookups;
+    private readonly Counter _chainSteps;
+    private readonly Counter _layerBytes;
+    private readonly Counter _evictions;
+    private readonly Counter _backendErrors;
+    private readonly Histogram _rpcDuration;
+    private readonly Gauge _storedBytes;
+    private readonly Gauge _entries;
+
+    /// <summary>Creates the collectors in a new registry.</summary>
+    public CacheMetrics(IOptions<ObservabilityOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _maxNamespaces = options.Value.MaxNamespaceLabels;
+        Registry = Metrics.NewCustomRegistry();
+        DotNetStats.Register(Registry);
+        var factory = Metrics.WithCustomRegistry(Registry);
+        _lookups = factory.CreateCounter("cacheservice_lookups_total", "Cache lookups (Lookup calls and ResolveChain layer steps) by namespace asked and result: hit, miss, or degraded (the index could not be asked).", "namespace", "result");
+        _chainSteps = factory.CreateCounter("cacheservice_resolve_chain_steps_total", "ResolveChain steps by result: hit, miss, config or pending.", "result");
+        _layerBytes = factory.CreateCounter("cacheservice_layer_bytes_total", "Layer bytes through the server by direction: upload or download.", "direction");
+        _evictions = factory.CreateCounter("cacheservice_evictions_total", "Entries evicted to keep a namespace within its budget.", "namespace");
+        _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Requests that found a backend unavailable, by backend: index or blobs.", "backend");
+        _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
+        {
+            LabelNames = ["method", "code"],
+            Buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        });
+        _storedBytes = factory.CreateGauge("cacheservice_stored_bytes", "Bytes of blobs a namespace's entries reference, from the index.", "namespace");
+        _entries = factory.CreateGauge("cacheservice_entries", "Entries in a namespace, from the index.", "namespace");
+    }
+
+    /// <summary>The registry <c>/metrics</c> serves.</summary>
+    public CollectorRegistry Registry { get; }
+
+    /// <summary>The label a namespace is counted under: its own while there is room, else <see cref="OtherNamespace"/>.</summary>
+    public string NamespaceLabel(string ns)
+    {
+        if (_labelled.ContainsKey(ns))
+        {
+            return ns;
+        }
+
+        lock (_admission)
+        {
+            if (_labelled.Count < _maxNamespaces)
+            {
+                _labelled[ns] = true;
+                return ns;
+            }
+        }
+
+        return OtherNamespace;
+    }
+
+    /// <summary>Counts one lookup of <paramref name="ns"/>.</summary>
+    public void Lookup(string ns, bool hit, bool degraded) =>
+        _lookups.WithLabels(NamespaceLabel(ns), hit ? "hit" : degraded ? "degraded" : "miss").Inc();
+
+    /// <summary>Counts one step of a ResolveChain answer.</summary>
+    public void ChainStep(string result) => _chainSteps.WithLabels(result).Inc();
+
+    /// <summary>Counts layer bytes received (<c>upload</c>) or sent (<c>download</c>).</summary>
+    public void LayerBytes(string direction, long bytes) => _layerBytes.WithLabels(direction).Inc(bytes);
+
+    /// <summary>Counts entries evicted from <paramref name="ns"/>.</summary>
+    public void Evictions(string ns, long count)
+    {
+        if (count > 0)
+        {
+            _evictions.WithLabels(NamespaceLabel(ns)).Inc(count);
+        }
+    }
+
+    /// <summary>Counts a request that found <paramref name="backend"/> unavailable.</summary>
+    public void BackendError(string backend) => _backendErrors.WithLabels(backend).Inc();
+
+    /// <summary>Records one gRPC call.</summary>
+    public void Rpc(string method, string code, TimeSpan duration) => _rpcDuration.WithLabels(method, code).Observe(duration.TotalSeconds);
+
+    /// <summary>Sets the per-namespace gauges from an index sample; namespaces without a label of their own are summed under <see cref="OtherNamespace"/>.</summary>
+    public void SetNamespaceSizes(IEnumerable<(string Namespace, long Entries, long StoredBytes)> sample)
+    {
+        ArgumentNullException.ThrowIfNull(sample);
+        var totals = new Dictionary<string, (long Entries, long Bytes)>(StringComparer.Ordinal);
+        foreach (var (ns, entries, bytes) in sample)
+        {
+            var label = NamespaceLabel(ns);
+            var (e, b) = totals.GetValueOrDefault(label);
+            totals[label] = (e + entries, b + bytes);
+        }
+
+        foreach (var (label, (entries, bytes)) in totals)
+        {
+            _entries.WithLabels(label).Set(entries);
+            _storedBytes.WithLabels(label).Set(bytes);
+        }
+    }
+}

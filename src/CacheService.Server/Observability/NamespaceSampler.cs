@@ -1,0 +1,89 @@
+using CacheService.Core;
+using CacheService.Core.Index;
+using Microsoft.Extensions.Options;
+
+namespace CacheService.Server.Observability;
+
+/// <summary>One reading of a namespace's counters from the index.</summary>
+/// <param name="At">When it was taken.</param>
+/// <param name="Usage">The counters then.</param>
+public sealed record NamespaceSample(DateTimeOffset At, NamespaceUsage Usage);
+
+/// <summary>
+/// Reads every namespace's counters from the index each <see cref="ObservabilityOptions.SampleInterval"/>
+/// (on the injected clock): the entries and stored-bytes gauges follow them, and the status page
+/// charts the last <see cref="ObservabilityOptions.HistoryLength"/> samples. Reading the index
+/// here, not on every scrape, keeps a busy Prometheus from loading Redis. Namespaces beyond
+/// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>.
+/// </summary>
+public sealed partial class NamespaceSampler(
+    ILayerIndex index, CacheMetrics metrics, IOptions<ObservabilityOptions> options, TimeProvider time, ILogger<NamespaceSampler> logger) : BackgroundService
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Queue<NamespaceSample>> _history = new(StringComparer.Ordinal);
+
+    /// <summary>The samples kept, per namespace label, oldest first.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<NamespaceSample>> History()
+    {
+        lock (_lock)
+        {
+            return _history.ToDictionary(h => h.Key, h => (IReadOnlyList<NamespaceSample>)[.. h.Value], StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Takes one sample of every namespace.</summary>
+    public async Task SampleOnceAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var totals = new Dictionary<string, NamespaceUsage>(StringComparer.Ordinal);
+        foreach (var ns in await index.ListNamespacesAsync(cancellationToken))
+        {
+            var usage = await index.GetUsageAsync(ns, cancellationToken);
+            var label = metrics.NamespaceLabel(ns);
+            totals[label] = totals.TryGetValue(label, out var sum) ? Add(sum, usage) : usage;
+        }
+
+        metrics.SetNamespaceSizes(totals.Select(t => (t.Key, t.Value.Entries, t.Value.StoredBytes)));
+        lock (_lock)
+        {
+            foreach (var (label, usage) in totals)
+            {
+                if (!_history.TryGetValue(label, out var samples))
+                {
+                    _history[label] = samples = new Queue<NamespaceSample>();
+                }
+
+                samples.Enqueue(new NamespaceSample(now, usage));
+                while (samples.Count > options.Value.HistoryLength)
+                {
+                    samples.Dequeue();
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.SampleInterval, time);
+        do
+        {
+            try
+            {
+                await SampleOnceAsync(stoppingToken);
+            }
+            catch (BackendUnavailableException e)
+            {
+                LogSampleFailed(e.Backend);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    private static NamespaceUsage Add(NamespaceUsage a, NamespaceUsage b) => new(
+        a.Lookups + b.Lookups, a.Hits + b.Hits, a.Entries + b.Entries, a.StoredBytes + b.StoredBytes,
+        a.Evictions + b.Evictions, a.BytesUploaded + b.BytesUploaded, a.BytesDownloaded + b.BytesDownloaded);
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Status sample skipped: the {Backend} is unavailable")]
+    private partial void LogSampleFailed(string backend);
+}
