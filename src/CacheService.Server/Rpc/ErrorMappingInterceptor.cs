@@ -1,6 +1,6 @@
 using CacheService.Core;
-using Grpc.Core;
 using CacheService.Server.Observability;
+using Grpc.Core;
 using Grpc.Core.Interceptors;
 
 namespace CacheService.Server.Rpc;
