@@ -42,6 +42,19 @@ public sealed class RedisServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Readiness_follows_redis_while_liveness_stays()
+    {
+        await using var server = await StartServerAsync();
+        Assert.True(await server.WaitForReadinessAsync(true));
+        _redis.Stop();
+        Assert.True(await server.WaitForReadinessAsync(false), "a stopped Redis must make the server unready");
+        using var http = new HttpClient();
+        Assert.True((await http.GetAsync($"http://127.0.0.1:{server.HttpPort}/healthz")).IsSuccessStatusCode);
+        _redis.Restart();
+        Assert.True(await server.WaitForReadinessAsync(true), "the server must be ready again once Redis is back");
+    }
+
+    [Fact]
     public async Task With_redis_stopped_lookups_answer_a_degraded_miss_quickly_commits_are_unavailable_and_all_recovers_without_a_restart()
     {
         await using var server = await StartServerAsync();

@@ -43,6 +43,24 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
     }
 
     [Fact]
+    public async Task Readiness_follows_the_gateway()
+    {
+        await using var server = await StartServerAsync(rgw.Options());
+        Assert.True(await server.WaitForReadinessAsync(true));
+        rgw.StopGateway();
+        try
+        {
+            Assert.True(await server.WaitForReadinessAsync(false), "a stopped gateway must make the server unready");
+        }
+        finally
+        {
+            rgw.StartGateway();
+        }
+
+        Assert.True(await server.WaitForReadinessAsync(true), "the server must be ready again once the gateway is back");
+    }
+
+    [Fact]
     public async Task A_mismatched_upload_leaves_no_object()
     {
         var s3 = rgw.Options();

@@ -66,6 +66,28 @@ public sealed class TestServer : IAsyncDisposable
         await StartAppAsync();
     }
 
+    /// <summary>
+    /// Polls <c>/readyz</c> until it answers <paramref name="expected"/> (true: 200, false: 503)
+    /// or 30 seconds pass; returns whether it did. Backends reconnect on their own schedule.
+    /// </summary>
+    public async Task<bool> WaitForReadinessAsync(bool expected)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var until = DateTime.UtcNow.AddSeconds(30);
+        do
+        {
+            using var response = await http.GetAsync($"http://127.0.0.1:{HttpPort}/readyz");
+            if (response.IsSuccessStatusCode == expected)
+            {
+                return true;
+            }
+
+            await Task.Delay(200);
+        }
+        while (DateTime.UtcNow < until);
+        return false;
+    }
+
     public string BlobPath(string ns, string digest) =>
         Path.Combine(DataDirectory, "blobs", ns, "blobs", "sha256", digest["sha256:".Length..]);
 
