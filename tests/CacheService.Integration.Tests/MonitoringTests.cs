@@ -54,6 +54,17 @@ public sealed class MonitoringTests : IDisposable
             }
 
             Assert.Equal("0.75", value);
+
+            // Every query of the Grafana dashboard the chart ships is valid PromQL that finds data.
+            var dashboard = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(ServiceScripts.RepositoryRoot, "helm", "cacheservice", "dashboards", "cacheservice.json")));
+            foreach (var target in dashboard.RootElement.GetProperty("panels").EnumerateArray().SelectMany(p => p.GetProperty("targets").EnumerateArray()))
+            {
+                var expr = target.GetProperty("expr").GetString()!.Replace("$__rate_interval", "1m", StringComparison.Ordinal);
+                using var response = await _http.GetAsync($"http://127.0.0.1:{port}/api/v1/query?query={Uri.EscapeDataString(expr)}");
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.IsSuccessStatusCode, $"{expr}: {body}");
+                Assert.Equal("success", JsonDocument.Parse(body).RootElement.GetProperty("status").GetString());
+            }
         }
         finally
         {
