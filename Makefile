@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test demo pack lint clean deps services bench-redis bench-s3
+.PHONY: build run test demo pack lint clean deps services bench bench-distributed
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -41,14 +41,14 @@ pack:
 demo: build
 	scripts/demo.sh
 
-# Redis memory per index entry and index lookup throughput (starts its own redis-server).
-bench-redis: services
-	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) -- redis-index
+# The server against the machine's own ceilings (gRPC health Check, the store written directly),
+# one run each: a markdown table on stdout, JSON in bench/results/. Embedded engines here;
+# bench-distributed runs Redis and Ceph RGW started as in the tests.
+bench: build
+	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) --no-build -- embedded
 
-# Push and pull a 1 GiB layer through the server on Ceph RGW beside direct transfers, and the
-# server's peak RSS (starts its own RGW and server).
-bench-s3: services build
-	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) -- s3-transfer 1024
+bench-distributed: services build
+	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) --no-build -- distributed
 
 lint: deps
 	dotnet format CacheService.sln --verify-no-changes --verbosity quiet

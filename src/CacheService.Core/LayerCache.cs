@@ -22,14 +22,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
     /// <summary>Looks <paramref name="key"/> up in each namespace in order; the first hit wins.</summary>
     public async Task<LookupResult> LookupAsync(IReadOnlyList<string> namespaces, Digest key, CancellationToken cancellationToken)
     {
-        var result = await LookupInAsync(namespaces, key, cancellationToken);
-        if (!result.Degraded)
-        {
-            // With the index in trouble, counting the miss would only hold up the answer.
-            await RecordUsageAsync(namespaces[0], new UsageDelta(Lookups: 1, Hits: result.Entry is null ? 0 : 1), cancellationToken);
-        }
-
-        return result;
+        return await LookupInAsync(namespaces, key, cancellationToken);
     }
 
     /// <summary>
@@ -43,41 +36,62 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
     {
         var resolved = new List<ResolvedStep>(steps.Count);
         var state = baseState;
-        var lookups = 0;
-        var hits = 0;
-        var degraded = false;
-        for (var i = 0; i < steps.Count; i++)
-        {
-            var step = ComputeKey(state, platform, steps[i], $"steps[{i}]");
-            if (!step.IsLayerStep)
-            {
-                state = CacheKeyV1.NextState(state, step, null);
-                resolved.Add(new ResolvedStep(StepOutcome.Config, step.Key, null, null, state, null));
-                continue;
-            }
+        var next = 0;
 
-            lookups++;
-            var found = await LookupInAsync(namespaces, step.Key, cancellationToken);
-            degraded |= found.Degraded;
-            if (found.Entry is null)
+        // Config-only steps move the state by their key; returns the next layer step, or null.
+        StepKey? AdvanceToLayerStep()
+        {
+            for (; next < steps.Count; next++)
             {
-                resolved.Add(new ResolvedStep(StepOutcome.Miss, step.Key, null, null, null, null));
-                for (var j = i + 1; j < steps.Count; j++)
+                var step = ComputeKey(state, platform, steps[next], $"steps[{next}]");
+                if (step.IsLayerStep)
                 {
-                    resolved.Add(new ResolvedStep(StepOutcome.Pending, null, null, null, null, null));
+                    return step;
                 }
 
-                break;
+                state = CacheKeyV1.NextState(state, step, null);
+                resolved.Add(new ResolvedStep(StepOutcome.Config, step.Key, null, null, state, null));
             }
 
-            hits++;
-            state = CacheKeyV1.NextState(state, step, found.Entry.Layer.DiffId);
-            resolved.Add(new ResolvedStep(StepOutcome.Hit, step.Key, found.Entry.Layer, found.Namespace, state, found.Entry.Created));
+            return null;
         }
 
-        if (!degraded)
+        var current = AdvanceToLayerStep();
+        if (current is null)
         {
-            await RecordUsageAsync(namespaces[0], new UsageDelta(Lookups: lookups, Hits: hits), cancellationToken);
+            return new ChainResult(resolved, Degraded: false);
+        }
+
+        // One walk through the index: each hit's diff id gives the next layer step's key, so the
+        // engine can resolve the whole chain in one transaction instead of one call per step.
+        var degraded = false;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(limits.LookupTimeout);
+            try
+            {
+                await index.WalkAsync(namespaces, current.Key, (entry, ns) =>
+                {
+                    state = CacheKeyV1.NextState(state, current, entry.Layer.DiffId);
+                    resolved.Add(new ResolvedStep(StepOutcome.Hit, current.Key, entry.Layer, ns, state, entry.Created));
+                    next++;
+                    current = AdvanceToLayerStep();
+                    return current?.Key;
+                }, timeout.Token);
+            }
+            catch (Exception e) when (e is BackendUnavailableException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                degraded = true;
+            }
+        }
+
+        if (current is not null)
+        {
+            resolved.Add(new ResolvedStep(StepOutcome.Miss, current.Key, null, null, null, null));
+            for (var j = next + 1; j < steps.Count; j++)
+            {
+                resolved.Add(new ResolvedStep(StepOutcome.Pending, null, null, null, null, null));
+            }
         }
 
         return new ChainResult(resolved, degraded);
@@ -307,17 +321,26 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
 
     // Reads each namespace in order. A slow or unreachable index makes a degraded miss, never an
     // error: the builder then simply rebuilds. The caller's own cancellation still propagates.
+    // The lookup counts in the stats of the namespace asked (the first), in the same index call
+    // as its read; a hit in a fallback namespace adds the hit with one more call.
     private async Task<LookupResult> LookupInAsync(IReadOnlyList<string> namespaces, Digest key, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(limits.LookupTimeout);
         try
         {
-            foreach (var ns in namespaces)
+            var entry = await index.LookupAndCountAsync(namespaces[0], key, timeout.Token);
+            if (entry is not null)
             {
-                var entry = await index.LookupAsync(ns, key, timeout.Token);
+                return new LookupResult(entry, namespaces[0], Degraded: false);
+            }
+
+            foreach (var ns in namespaces.Skip(1))
+            {
+                entry = await index.LookupAsync(ns, key, timeout.Token);
                 if (entry is not null)
                 {
+                    await RecordUsageAsync(namespaces[0], new UsageDelta(Hits: 1), cancellationToken);
                     return new LookupResult(entry, ns, Degraded: false);
                 }
             }

@@ -42,9 +42,23 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
-    public async Task<IndexEntry?> LookupAsync(string ns, Digest key, CancellationToken cancellationToken)
+    public Task<IndexEntry?> LookupAsync(string ns, Digest key, CancellationToken cancellationToken) =>
+        LookupAsync(ns, key, counted: false, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken)
     {
-        var result = await RunAsync(ns, Scripts.Lookup, [EntryCodec.Raw(key), Now()], cancellationToken);
+        Db.SetAdd(RegistryKey, ns, CommandFlags.FireAndForget); // as in RecordUsageAsync
+        return LookupAsync(ns, key, counted: true, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<ChainHit>> WalkAsync(IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken) =>
+        StepwiseWalk.WalkAsync(this, namespaces, first, nextKey, cancellationToken); // a script cannot derive keys: SHA-256 is not in Redis's Lua
+
+    private async Task<IndexEntry?> LookupAsync(string ns, Digest key, bool counted, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(ns, Scripts.Lookup, [EntryCodec.Raw(key), Now(), counted ? "1" : "0"], cancellationToken);
         if (result.IsNull)
         {
             return null;

@@ -103,9 +103,12 @@ internal static class Scripts
     /// <summary>ARGV: prefix, key, now (ms). Returns nil, or {value, preimage} after moving recency and counting the hit.</summary>
     public const string Lookup = Prelude + """
         local key = ARGV[2]
+        local counted = ARGV[4] == '1'
         local eb = p .. 'e:' .. bucket(key)
         local v = redis.call('HGET', eb, key)
+        if counted then redis.call('HINCRBY', meta, 'lookups', 1) end
         if not v then return false end
+        if counted then redis.call('HINCRBY', meta, 'hits', 1) end
         lru_touch(key)
         local hits = struct.unpack('>d', v, 18)
         v = string.sub(v, 1, 9) .. struct.pack('>dd', tonumber(ARGV[3]), hits + 1) .. string.sub(v, 26)

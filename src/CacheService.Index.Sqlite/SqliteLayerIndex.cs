@@ -90,20 +90,61 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
 
     /// <inheritdoc />
     public Task<IndexEntry?> LookupAsync(string ns, Digest key, CancellationToken cancellationToken) =>
+        InTransactionAsync(tx => Lookup(tx, ns, key), cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken) =>
         InTransactionAsync(tx =>
         {
-            var entry = ReadEntry(tx, ns, key);
-            if (entry is null)
+            var entry = Lookup(tx, ns, key);
+            EnsureNamespace(tx, ns);
+            Execute(tx, "UPDATE namespaces SET lookups = lookups + 1, hits = hits + $hit WHERE ns = $ns", ("$hit", entry is null ? 0 : 1), ("$ns", ns));
+            return entry;
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<ChainHit>> WalkAsync(IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(namespaces);
+        ArgumentNullException.ThrowIfNull(nextKey);
+        return InTransactionAsync<IReadOnlyList<ChainHit>>(tx =>
+        {
+            var hits = new List<ChainHit>();
+            var lookups = 0;
+            for (Digest? key = first; key is { } current;)
             {
-                return null;
+                lookups++;
+                var hit = namespaces.Select(ns => Lookup(tx, ns, current) is { } entry ? new ChainHit(entry, ns) : null).FirstOrDefault(h => h is not null);
+                if (hit is null)
+                {
+                    break;
+                }
+
+                hits.Add(hit);
+                key = nextKey(hit.Entry, hit.Namespace);
             }
 
-            var now = _time.GetUtcNow();
-            var recency = Tick(tx, ns);
-            Execute(tx, "UPDATE entries SET recency = $recency, last_access = $now, hits = hits + 1 WHERE ns = $ns AND key = $key",
-                ("$recency", recency), ("$now", now.ToUnixTimeMilliseconds()), ("$ns", ns), ("$key", key.Value));
-            return entry with { LastAccess = now, Hits = entry.Hits + 1 };
+            EnsureNamespace(tx, namespaces[0]);
+            Execute(tx, "UPDATE namespaces SET lookups = lookups + $lookups, hits = hits + $hits WHERE ns = $ns",
+                ("$lookups", lookups), ("$hits", hits.Count), ("$ns", namespaces[0]));
+            return hits;
         }, cancellationToken);
+    }
+
+    private IndexEntry? Lookup(SqliteTransaction tx, string ns, Digest key)
+    {
+        var entry = ReadEntry(tx, ns, key);
+        if (entry is null)
+        {
+            return null;
+        }
+
+        var now = _time.GetUtcNow();
+        var recency = Tick(tx, ns);
+        Execute(tx, "UPDATE entries SET recency = $recency, last_access = $now, hits = hits + 1 WHERE ns = $ns AND key = $key",
+            ("$recency", recency), ("$now", now.ToUnixTimeMilliseconds()), ("$ns", ns), ("$key", key.Value));
+        return entry with { LastAccess = now, Hits = entry.Hits + 1 };
+    }
 
     /// <inheritdoc />
     public Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken)
@@ -252,6 +293,14 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        if (PreparedCommands.TryGetValue(_connection, out var prepared))
+        {
+            foreach (var command in prepared.Values)
+            {
+                command.Dispose();
+            }
+        }
+
         _connection.Dispose();
         _gate.Dispose();
     }
@@ -392,22 +441,17 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
         }
     }
 
-    private static int Execute(SqliteTransaction tx, string sql, params (string Name, object Value)[] parameters)
-    {
-        using var command = Command(tx, sql, parameters);
-        return command.ExecuteNonQuery();
-    }
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, Dictionary<string, SqliteCommand>> PreparedCommands = [];
 
-    private static long Scalar(SqliteTransaction tx, string sql, params (string Name, object Value)[] parameters)
-    {
-        using var command = Command(tx, sql, parameters);
-        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static int Execute(SqliteTransaction tx, string sql, params (string Name, object Value)[] parameters) =>
+        Command(tx, sql, parameters).ExecuteNonQuery();
+
+    private static long Scalar(SqliteTransaction tx, string sql, params (string Name, object Value)[] parameters) =>
+        Convert.ToInt64(Command(tx, sql, parameters).ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
 
     private static List<T> Query<T>(SqliteTransaction tx, string sql, Func<SqliteDataReader, T> read, params (string Name, object Value)[] parameters)
     {
-        using var command = Command(tx, sql, parameters);
-        using var reader = command.ExecuteReader();
+        using var reader = Command(tx, sql, parameters).ExecuteReader();
         var rows = new List<T>();
         while (reader.Read())
         {
@@ -417,8 +461,26 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
         return rows;
     }
 
-    private static SqliteCommand Command(SqliteTransaction tx, string sql, (string Name, object Value)[] parameters) =>
-        CommandOn(tx.Connection!, tx, sql, parameters);
+    // Statements are prepared once per connection and reused: preparing SQL costs more than
+    // running these small statements. Safe because every use holds the connection's gate.
+    private static SqliteCommand Command(SqliteTransaction tx, string sql, (string Name, object Value)[] parameters)
+    {
+        var cache = PreparedCommands.GetOrCreateValue(tx.Connection!);
+        if (!cache.TryGetValue(sql, out var command))
+        {
+            cache[sql] = command = tx.Connection!.CreateCommand();
+            command.CommandText = sql;
+        }
+
+        command.Transaction = tx;
+        command.Parameters.Clear();
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return command;
+    }
 
     private static SqliteCommand CommandOn(SqliteConnection connection, SqliteTransaction? tx, string sql, (string Name, object Value)[] parameters)
     {

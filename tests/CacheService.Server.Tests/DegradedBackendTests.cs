@@ -87,6 +87,18 @@ public sealed class DegradedBackendTests : IAsyncLifetime
             return await inner.LookupAsync(ns, key, cancellationToken);
         }
 
+        public async Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken)
+        {
+            await Trouble(cancellationToken);
+            return await inner.LookupAndCountAsync(ns, key, cancellationToken);
+        }
+
+        public async Task<IReadOnlyList<ChainHit>> WalkAsync(IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken)
+        {
+            await Trouble(cancellationToken);
+            return await inner.WalkAsync(namespaces, first, nextKey, cancellationToken);
+        }
+
         public async Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken)
         {
             await Trouble(cancellationToken);

@@ -90,6 +90,37 @@ public abstract class LayerIndexContract : IDisposable
     }
 
     [Fact]
+    public async Task A_counted_lookup_adds_a_lookup_and_a_hit_when_found_in_the_same_step()
+    {
+        await Commit("k", Layer("a", 10));
+        Assert.NotNull(await Index.LookupAndCountAsync(Ns, KeyOf("k"), Ct));
+        Assert.Null(await Index.LookupAndCountAsync(Ns, KeyOf("absent"), Ct));
+        Assert.NotNull(await Index.LookupAsync(Ns, KeyOf("k"), Ct)); // not counted
+        var usage = await Index.GetUsageAsync(Ns, Ct);
+        Assert.Equal((2L, 1L), (usage.Lookups, usage.Hits));
+        Assert.Contains(Ns, await Index.ListNamespacesAsync(Ct));
+    }
+
+    [Fact]
+    public async Task A_walk_follows_each_hit_to_the_next_key_reads_fallbacks_and_stops_at_the_first_miss()
+    {
+        var fallback = Ns + "-main";
+        await Commit("s1", Layer("a", 10));
+        await Commit("s2", Layer("b", 10), ns: fallback);
+        await Commit("s3", Layer("c", 10));
+        var order = new Dictionary<Digest, Digest> { [KeyOf("s1")] = KeyOf("s2"), [KeyOf("s2")] = KeyOf("s3"), [KeyOf("s3")] = KeyOf("s4") };
+
+        var hits = await Index.WalkAsync([Ns, fallback], KeyOf("s1"), (entry, _) => order[entry.Key], Ct);
+        Assert.Equal([KeyOf("s1"), KeyOf("s2"), KeyOf("s3")], hits.Select(h => h.Entry.Key));
+        Assert.Equal([Ns, fallback, Ns], hits.Select(h => h.Namespace));
+        var usage = await Index.GetUsageAsync(Ns, Ct);
+        Assert.Equal((4L, 3L), (usage.Lookups, usage.Hits)); // s4 missed; the fallback hit counts for the namespace asked
+
+        var stopped = await Index.WalkAsync([Ns], KeyOf("s1"), (_, _) => null, Ct);
+        Assert.Single(stopped);
+    }
+
+    [Fact]
     public async Task Namespaces_that_committed_or_recorded_usage_are_listed_in_order()
     {
         var reader = Ns + "-reader";

@@ -24,11 +24,29 @@ public interface ILayerIndex
     Task<IndexEntry?> LookupAsync(string ns, Digest key, CancellationToken cancellationToken);
 
     /// <summary>
+    /// <see cref="LookupAsync"/>, and in the same atomic step one lookup (and one hit when found)
+    /// added to the namespace's usage: a counted lookup costs one round trip, not two.
+    /// </summary>
+    Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Stores <paramref name="entry"/> under its key unless the key already has an entry (first
     /// writer wins), then evicts down to the budget. Throws <see cref="QuotaExceededException"/>
     /// when the entry's own blobs exceed the high watermark.
     /// </summary>
     Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Looks up a chain of keys: <paramref name="first"/>, then after each hit the key
+    /// <paramref name="nextKey"/> derives from it (null ends the walk); the walk stops at the first
+    /// miss. Each key is looked up in <paramref name="namespaces"/> in order (first hit wins),
+    /// refreshes recency like <see cref="LookupAsync"/>, and counts one lookup (and one hit when
+    /// found) in the first namespace's usage. Engines that can run the walk in one transaction do,
+    /// which is what makes a chain cheaper than one lookup per step. <paramref name="nextKey"/> runs
+    /// inside that step, so it must be quick and must not call the index.
+    /// </summary>
+    /// <returns>The hits, in order.</returns>
+    Task<IReadOnlyList<ChainHit>> WalkAsync(IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken);
 
     /// <summary>Removes the given keys (absent keys are ignored); returns how many were removed.</summary>
     Task<long> DeleteAsync(string ns, IReadOnlyCollection<Digest> keys, CancellationToken cancellationToken);
@@ -78,6 +96,55 @@ public sealed record NewEntry(Digest Key, LayerDescriptor Layer, IReadOnlyList<B
     /// <summary>An entry that keeps alive only its layer's blob.</summary>
     public static NewEntry ForLayer(Digest key, LayerDescriptor layer, string preimage = "") =>
         new(key, layer, [new BlobRef(layer.Digest, layer.Size)], preimage);
+}
+
+/// <summary>One hit of <see cref="ILayerIndex.WalkAsync"/>.</summary>
+/// <param name="Entry">The entry found.</param>
+/// <param name="Namespace">The namespace that held it.</param>
+public sealed record ChainHit(IndexEntry Entry, string Namespace);
+
+/// <summary>
+/// <see cref="ILayerIndex.WalkAsync"/> one call per step, for engines whose namespaces cannot
+/// share a transaction (Redis: each namespace is its own cluster slot).
+/// </summary>
+public static class StepwiseWalk
+{
+    /// <summary>Walks with <see cref="ILayerIndex.LookupAndCountAsync"/> on the first namespace and plain lookups on the rest.</summary>
+    public static async Task<IReadOnlyList<ChainHit>> WalkAsync(
+        ILayerIndex index, IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        ArgumentNullException.ThrowIfNull(namespaces);
+        ArgumentNullException.ThrowIfNull(nextKey);
+        var hits = new List<ChainHit>();
+        for (Digest? key = first; key is { } current;)
+        {
+            var hit = await index.LookupAndCountAsync(namespaces[0], current, cancellationToken) is { } entry ? new ChainHit(entry, namespaces[0]) : null;
+            foreach (var ns in namespaces.Skip(1))
+            {
+                if (hit is not null)
+                {
+                    break;
+                }
+
+                if (await index.LookupAsync(ns, current, cancellationToken) is { } fallback)
+                {
+                    hit = new ChainHit(fallback, ns);
+                    await index.RecordUsageAsync(namespaces[0], new UsageDelta(Hits: 1), cancellationToken);
+                }
+            }
+
+            if (hit is null)
+            {
+                break;
+            }
+
+            hits.Add(hit);
+            key = nextKey(hit.Entry, hit.Namespace);
+        }
+
+        return hits;
+    }
 }
 
 /// <summary>A stored entry.</summary>
