@@ -173,6 +173,9 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
         return true;
     }
 
+    // Bytes per download chunk: well under gRPC's default 4 MiB message limit of clients.
+    private const int DownloadChunkBytes = 512 * 1024;
+
     /// <summary>
     /// Streams a blob from <paramref name="offset"/>, hashing it whole (the bytes before the offset
     /// are read but not returned). A missing blob throws <see cref="BlobNotFoundException"/>; bytes
@@ -200,7 +203,7 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(VerifyingReadStream.BufferSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(DownloadChunkBytes);
         long position = 0;
         long sent = 0;
         try
@@ -208,7 +211,9 @@ public sealed class LayerCache(ILayerIndex index, IBlobStore blobs, LimitsOption
             await using (stream)
             {
                 int read;
-                while ((read = await stream.ReadAsync(buffer.AsMemory(0, VerifyingReadStream.BufferSize), cancellationToken)) > 0)
+                // Full chunks: a store's stream returns what one socket read brought (often a few
+                // KiB), and every chunk sent is a gRPC message with its own framing and flush.
+                while ((read = await stream.ReadAtLeastAsync(buffer.AsMemory(0, DownloadChunkBytes), DownloadChunkBytes, throwOnEndOfStream: false, cancellationToken)) > 0)
                 {
                     hash.AppendData(buffer, 0, read);
                     var skip = (int)Math.Clamp(offset - position, 0, read);

@@ -10,6 +10,7 @@ using CacheService.Server.Hosting;
 using CacheService.Server.Observability;
 using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -84,7 +85,14 @@ public static class ServiceCollectionExtensions
         services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<ServerOptions>>((grpc, server) => grpc.MaxReceiveMessageSize = server.Value.MaxMessageBytes);
         services.AddGrpcReflection();
-        services.AddGrpcHealthChecks()
+        services.AddGrpcHealthChecks(health =>
+            {
+                // Service "" is readiness (the index and the blob store answer); service
+                // "liveness" asks only whether the process answers, as /healthz.
+                health.Services.Map("", check => check.Tags.Contains(StatusEndpoints.ReadinessTag));
+                health.Services.Map(StatusEndpoints.LivenessService, check => check.Tags.Contains(StatusEndpoints.LivenessTag));
+            })
+            .AddCheck("process", () => HealthCheckResult.Healthy(), tags: [StatusEndpoints.LivenessTag])
             .AddCheck<IndexHealthCheck>("index", tags: [StatusEndpoints.ReadinessTag])
             .AddCheck<BlobStoreHealthCheck>("blobs", tags: [StatusEndpoints.ReadinessTag]);
         return services;

@@ -142,6 +142,7 @@ public sealed partial class ObservabilityTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync($"http://127.0.0.1:{server.HttpPort}/healthz")).StatusCode);
         var health = new Grpc.Health.V1.Health.HealthClient(server.Channel);
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest())).Status);
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = "liveness" })).Status);
 
         await server.Client.LookupAsync(new LookupRequest { Namespace = "obs/down", Key = Layers.Key("k") });
         var metrics = await GetAsync(server, "/metrics");

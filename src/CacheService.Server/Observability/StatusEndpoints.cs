@@ -15,6 +15,12 @@ internal static class StatusEndpoints
     /// <summary>Health checks with this tag decide readiness (and the gRPC health service).</summary>
     public const string ReadinessTag = "ready";
 
+    /// <summary>Health checks with this tag decide liveness: the process answers.</summary>
+    public const string LivenessTag = "live";
+
+    /// <summary>The gRPC health service name that answers liveness.</summary>
+    public const string LivenessService = "liveness";
+
     private static readonly Lazy<string> Page = new(() =>
     {
         using var stream = typeof(StatusEndpoints).Assembly.GetManifestResourceStream("CacheService.Server.Observability.status.html")
@@ -26,7 +32,7 @@ internal static class StatusEndpoints
     public static void MapStatusEndpoints(this WebApplication app)
     {
         app.MapMetrics("/metrics", app.Services.GetRequiredService<CacheMetrics>().Registry);
-        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(LivenessTag) });
         app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadinessTag) });
         app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
         app.MapGet("/api/status", (NamespaceSampler sampler, IOptions<ObservabilityOptions> options, TimeProvider time) =>
