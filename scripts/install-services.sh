@@ -14,6 +14,11 @@ command -v curl >/dev/null || missing+=(curl)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v chromium >/dev/null || missing+=(chromium)
+# A real builder and a registry client for the OCI Distribution facade; busybox gives its
+# Dockerfiles a shell on top of FROM scratch (no registry is reachable for base images).
+command -v buildah >/dev/null || missing+=(buildah)
+command -v skopeo >/dev/null || missing+=(skopeo)
+[ -x /bin/busybox ] || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -147,6 +147,15 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
+    public async Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken)
+    {
+        var entries = await ReadEntriesAsync(ns, cancellationToken);
+        var preimages = (await Guard(Db.HashGetAllAsync(Prefix(ns) + "pre"), cancellationToken))
+            .ToDictionary(p => EntryCodec.FromRaw((byte[])p.Name!), p => (string)p.Value!);
+        return [.. entries.Select(e => e.Entry with { Preimage = preimages.GetValueOrDefault(e.Entry.Key, "") })];
+    }
+
+    /// <inheritdoc />
     public async Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken)
     {
         var members = await Guard(Db.SetMembersAsync(RegistryKey), cancellationToken);

@@ -231,6 +231,12 @@ public sealed class SqliteLayerIndex : ILayerIndex, IDisposable
             cancellationToken);
 
     /// <inheritdoc />
+    public Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken) =>
+        InTransactionAsync<IReadOnlyList<IndexEntry>>(tx =>
+            [.. Query(tx, "SELECT key FROM entries WHERE ns = $ns", r => Digest.Parse(r.GetString(0), "key"), ("$ns", ns)).Select(key => ReadEntry(tx, ns, key)!)],
+            cancellationToken);
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken) =>
         InTransactionAsync<IReadOnlyList<string>>(tx => Query(tx, "SELECT ns FROM namespaces ORDER BY ns", r => r.GetString(0)), cancellationToken);
 

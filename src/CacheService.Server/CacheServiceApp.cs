@@ -1,5 +1,6 @@
 using System.Net;
 using CacheService.Server.Observability;
+using CacheService.Server.Registry;
 using CacheService.Server.Rpc;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -44,6 +45,7 @@ public static class CacheServiceApp
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
         app.MapStatusEndpoints();
+        app.MapRegistryEndpoints();
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var endpoints = app.Services.GetRequiredService<ServerEndpoints>();

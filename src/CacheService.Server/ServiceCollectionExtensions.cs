@@ -4,10 +4,12 @@ using CacheService.Core;
 using CacheService.Core.Blobs;
 using CacheService.Core.Index;
 using CacheService.Core.Options;
+using CacheService.Core.Registry;
 using CacheService.Index.Redis;
 using CacheService.Index.Sqlite;
 using CacheService.Server.Hosting;
 using CacheService.Server.Observability;
+using CacheService.Server.Registry;
 using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -56,6 +58,9 @@ public static class ServiceCollectionExtensions
             Storage(sp).BlobEngine == "s3" && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer
                 ? sp.GetRequiredService<S3BlobStore>()
                 : null));
+        services.TryAddSingleton(sp => new OciRegistry(
+            sp.GetRequiredService<LayerCache>(), sp.GetRequiredService<ILayerIndex>(), sp.GetRequiredService<IBlobStore>(), Eviction(sp)));
+        services.TryAddSingleton<UploadSessions>();
         services.TryAddSingleton<BlobCollector>();
         services.TryAddSingleton<OrphanSweeper>();
         services.AddSingleton<IHostedService>(sp => new PeriodicBlobWork(

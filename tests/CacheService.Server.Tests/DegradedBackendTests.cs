@@ -128,6 +128,8 @@ public sealed class DegradedBackendTests : IAsyncLifetime
 
         public Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken) => inner.ListNamespacesAsync(cancellationToken);
 
+        public Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken) => inner.ListEntriesAsync(ns, cancellationToken);
+
         public Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken) =>
             inner.TakeCollectableBlobsAsync(unreferencedSince, max, cancellationToken);
 

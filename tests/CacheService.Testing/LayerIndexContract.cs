@@ -121,6 +121,17 @@ public abstract class LayerIndexContract : IDisposable
     }
 
     [Fact]
+    public async Task Listing_entries_returns_each_with_its_blobs_and_preimage()
+    {
+        await Commit("a", Layer("a", 10));
+        await Index.CommitAsync(Ns, NewEntry.ForLayer(KeyOf("b"), Layer("b", 20), "{\"ociTag\":\"v1\"}"), Unlimited, Ct);
+        var entries = (await Index.ListEntriesAsync(Ns, Ct)).OrderBy(e => e.Layer.Size).ToList();
+        Assert.Equal([KeyOf("a"), KeyOf("b")], entries.Select(e => e.Key));
+        Assert.Equal("{\"ociTag\":\"v1\"}", entries[1].Preimage);
+        Assert.Equal(20, Assert.Single(entries[1].Blobs).Size);
+    }
+
+    [Fact]
     public async Task Namespaces_that_committed_or_recorded_usage_are_listed_in_order()
     {
         var reader = Ns + "-reader";

@@ -66,6 +66,9 @@ public interface ILayerIndex
     /// <summary>The namespace's counters; all zero for a namespace never used.</summary>
     Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken);
 
+    /// <summary>Every entry of the namespace, with its preimage, in no particular order. A scan: for listings, not for the hot path.</summary>
+    Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken);
+
     /// <summary>Every namespace that has committed or recorded usage, in ordinal order.</summary>
     Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken);
 
