@@ -1,0 +1,153 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using CacheService.Api.V1;
+using CacheService.Testing;
+
+namespace CacheService.Integration.Tests;
+
+/// <summary>
+/// Real registry clients against the OCI Distribution facade, unchanged: Debian's buildah caches
+/// a Dockerfile's steps with <c>--cache-to</c> and reuses them from a fresh storage root with
+/// <c>--cache-from</c>; skopeo copies an image in and out with identical digests.
+/// </summary>
+public sealed class RegistryClientTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("cs-registry-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private async Task<string> BuildahAsync(string builder, string registry, string cacheFlag, string context)
+    {
+        string[] args =
+        [
+            "--root", Path.Combine(_dir, builder, "root"), "--runroot", Path.Combine(_dir, builder, "run"), "--storage-driver", "vfs",
+            "bud", "--isolation", "chroot", "--layers", cacheFlag, $"{registry}/team/cache", "--tls-verify=false", "-t", builder, context,
+        ];
+        var (exit, output, error) = await Tools.RunAsync("buildah", "buildah", null, args);
+        Assert.True(exit == 0, $"buildah {string.Join(' ', args)} failed:\n{output}\n{error}");
+        return output + error;
+    }
+
+    // The "--> Cache pulled from remote" lines buildah prints, by step number.
+    private static List<int> StepsFromRemote(string output)
+    {
+        var steps = new List<int>();
+        var step = 0;
+        foreach (var line in output.Split('\n'))
+        {
+            if (line.StartsWith("STEP ", StringComparison.Ordinal))
+            {
+                step = int.Parse(line[5..line.IndexOf('/', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else if (line.Contains("Cache pulled from remote", StringComparison.Ordinal))
+            {
+                steps.Add(step);
+            }
+        }
+
+        return steps;
+    }
+
+    [Fact]
+    public async Task Buildah_reuses_every_cached_step_from_a_fresh_root_and_rebuilds_from_the_changed_copy()
+    {
+        await using var server = await TestServer.StartAsync();
+        var registry = $"127.0.0.1:{server.HttpPort}";
+        var context = Directory.CreateDirectory(Path.Combine(_dir, "context")).FullName;
+        File.Copy("/bin/busybox", Path.Combine(context, "busybox"));
+        await File.WriteAllTextAsync(Path.Combine(context, "app.txt"), "version 1\n");
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), """
+            FROM scratch
+            COPY busybox /bin/busybox
+            RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin"]
+            RUN echo built > /built.txt
+            COPY app.txt /app/app.txt
+            RUN wc -c /app/app.txt > /app/size.txt
+            """);
+
+        var a = await BuildahAsync("a", registry, "--cache-to", context);
+        Assert.Equal(5, a.Split('\n').Count(l => l.Contains("Pushing cache", StringComparison.Ordinal)));
+
+        var b = await BuildahAsync("b", registry, "--cache-from", context);
+        Assert.Equal([2, 3, 4, 5, 6], StepsFromRemote(b));
+
+        await File.WriteAllTextAsync(Path.Combine(context, "app.txt"), "version 2\n");
+        var c = await BuildahAsync("c", registry, "--cache-from", context);
+        Assert.Equal([2, 3, 4], StepsFromRemote(c)); // from COPY app.txt on, rebuilt
+
+        var stats = await server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/cache" });
+        Assert.True(stats.Hits >= 8, $"the facade counted {stats.Hits} hits of {stats.Lookups} lookups");
+    }
+
+    [Fact]
+    public async Task Skopeo_copies_an_image_in_and_out_with_identical_digests()
+    {
+        await using var server = await TestServer.StartAsync();
+        var source = Path.Combine(_dir, "source");
+        var manifestDigest = await WriteOciLayoutAsync(source, "v1");
+        var target = $"docker://127.0.0.1:{server.HttpPort}/team/images:v1";
+
+        var (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "copy", "--dest-tls-verify=false", $"oci:{source}:v1", target);
+        Assert.True(exit == 0, output + error);
+        (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "copy", "--src-tls-verify=false", target, $"oci:{Path.Combine(_dir, "copy")}:v1");
+        Assert.True(exit == 0, output + error);
+
+        var copied = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_dir, "copy", "index.json"))).RootElement.GetProperty("manifests")[0].GetProperty("digest").GetString();
+        Assert.Equal(manifestDigest, copied);
+        (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "inspect", "--tls-verify=false", "--raw", target);
+        Assert.True(exit == 0, error);
+        Assert.Equal(manifestDigest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(output))));
+    }
+
+    // A one-layer OCI image layout; returns its manifest digest.
+    private static async Task<string> WriteOciLayoutAsync(string root, string tag)
+    {
+        var blobs = Directory.CreateDirectory(Path.Combine(root, "blobs", "sha256")).FullName;
+        async Task<(string Digest, int Size)> Put(byte[] data)
+        {
+            var hex = Convert.ToHexStringLower(SHA256.HashData(data));
+            await File.WriteAllBytesAsync(Path.Combine(blobs, hex), data);
+            return ("sha256:" + hex, data.Length);
+        }
+
+        using var tar = new MemoryStream();
+        using (var writer = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "hello.txt") { DataStream = new MemoryStream("hello from the facade\n"u8.ToArray()) });
+        }
+
+        using var gz = new MemoryStream();
+        await using (var zip = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            await zip.WriteAsync(tar.ToArray());
+        }
+
+        var layer = await Put(gz.ToArray());
+        var config = await Put(JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            architecture = "amd64",
+            os = "linux",
+            rootfs = new { type = "layers", diff_ids = new[] { "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar.ToArray())) } },
+        }));
+        var manifest = await Put(JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            schemaVersion = 2,
+            mediaType = "application/vnd.oci.image.manifest.v1+json",
+            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = config.Digest, size = config.Size },
+            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip", digest = layer.Digest, size = layer.Size } },
+        }));
+        await File.WriteAllTextAsync(Path.Combine(root, "oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+        await File.WriteAllTextAsync(Path.Combine(root, "index.json"), JsonSerializer.Serialize(new
+        {
+            schemaVersion = 2,
+            manifests = new[]
+            {
+                new { mediaType = "application/vnd.oci.image.manifest.v1+json", digest = manifest.Digest, size = manifest.Size, annotations = new Dictionary<string, string> { ["org.opencontainers.image.ref.name"] = tag } },
+            },
+        }));
+        return manifest.Digest;
+    }
+}

@@ -1,0 +1,200 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using CacheService.Api.V1;
+using CacheService.Testing;
+
+namespace CacheService.Server.Tests;
+
+/// <summary>The OCI Distribution API of the real server in process, spoken over plain HTTP.</summary>
+public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
+{
+    private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
+    private readonly HttpClient _http = new();
+    private TestServer _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await TestServer.StartAsync("--CacheService:Eviction:NamespaceBudgetBytes:oci/small=5000");
+        _http.BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}");
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    public void Dispose() => _http.Dispose();
+
+    private static string DigestOf(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
+
+    private async Task<string> PushBlobAsync(string repo, byte[] data)
+    {
+        var digest = DigestOf(data);
+        using var response = await _http.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return digest;
+    }
+
+    private static byte[] Manifest(string config, int configSize, params (string Digest, int Size)[] layers) => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
+    {
+        schemaVersion = 2,
+        mediaType = ManifestType,
+        config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = config, size = configSize },
+        layers = layers.Select(l => new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = l.Digest, size = l.Size }),
+    }));
+
+    private async Task<HttpResponseMessage> PutManifestAsync(string repo, string reference, byte[] manifest)
+    {
+        var content = new ByteArrayContent(manifest);
+        content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
+        return await _http.PutAsync($"/v2/{repo}/manifests/{reference}", content);
+    }
+
+    private async Task<(byte[] Manifest, string Digest)> PushImageAsync(string repo, string tag, int seed, int layerBytes = 1000)
+    {
+        var config = Encoding.UTF8.GetBytes($"{{\"seed\":{seed}}}");
+        var layer = Layers.Random(layerBytes, seed);
+        var manifest = Manifest(await PushBlobAsync(repo, config), config.Length, (await PushBlobAsync(repo, layer), layer.Length));
+        using var response = await PutManifestAsync(repo, tag, manifest);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (manifest, DigestOf(manifest));
+    }
+
+    private static async Task<string> ErrorCode(HttpResponseMessage response) =>
+        JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")[0].GetProperty("code").GetString()!;
+
+    [Fact]
+    public async Task The_version_check_answers_with_the_api_version_header()
+    {
+        using var response = await _http.GetAsync("/v2/");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("registry/2.0", response.Headers.GetValues("Docker-Distribution-API-Version").Single());
+    }
+
+    [Fact]
+    public async Task A_chunked_upload_reports_its_range_and_publishes_only_verified_bytes()
+    {
+        var data = Layers.Random(300_000, 1);
+        using var start = await _http.PostAsync("/v2/oci/app/blobs/uploads/", null);
+        Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
+        var location = start.Headers.Location!.ToString();
+
+        var first = new ByteArrayContent(data[..100_000]);
+        first.Headers.TryAddWithoutValidation("Content-Range", "0-99999");
+        using var patch = await _http.PatchAsync(location, first);
+        Assert.Equal(HttpStatusCode.Accepted, patch.StatusCode);
+        Assert.Equal("0-99999", patch.Headers.NonValidated["Range"].ToString());
+
+        using var status = await _http.GetAsync(location);
+        Assert.Equal(HttpStatusCode.NoContent, status.StatusCode);
+        Assert.Equal("0-99999", status.Headers.NonValidated["Range"].ToString());
+
+        var wrong = new ByteArrayContent(data[..10]);
+        wrong.Headers.TryAddWithoutValidation("Content-Range", "0-9");
+        using var misplaced = await _http.PatchAsync(location, wrong);
+        Assert.Equal(HttpStatusCode.RequestedRangeNotSatisfiable, misplaced.StatusCode);
+
+        using var done = await _http.PutAsync($"{location}?digest={DigestOf(data)}", new ByteArrayContent(data[100_000..]));
+        Assert.Equal(HttpStatusCode.Created, done.StatusCode);
+        Assert.Equal(DigestOf(data), done.Headers.GetValues("Docker-Content-Digest").Single());
+        Assert.Equal(data, await _http.GetByteArrayAsync($"/v2/oci/app/blobs/{DigestOf(data)}"));
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync(location)).StatusCode); // the session is over
+    }
+
+    [Fact]
+    public async Task Bytes_that_do_not_match_their_digest_are_refused_and_leave_nothing()
+    {
+        var data = Layers.Random(5000, 2);
+        var claimed = DigestOf(Layers.Random(5000, 3));
+        using var response = await _http.PostAsync($"/v2/oci/app/blobs/uploads/?digest={claimed}", new ByteArrayContent(data));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("DIGEST_INVALID", await ErrorCode(response));
+        using var head = new HttpRequestMessage(HttpMethod.Head, $"/v2/oci/app/blobs/{claimed}");
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.SendAsync(head)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Blobs_serve_ranges_and_mount_across_repositories()
+    {
+        var data = Layers.Random(10_000, 4);
+        var digest = await PushBlobAsync("oci/app", data);
+        using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v2/oci/app/blobs/{digest}");
+        ranged.Headers.Range = new RangeHeaderValue(100, 199);
+        using var part = await _http.SendAsync(ranged);
+        Assert.Equal(HttpStatusCode.PartialContent, part.StatusCode);
+        Assert.Equal(data[100..200], await part.Content.ReadAsByteArrayAsync());
+
+        using var mount = await _http.PostAsync($"/v2/oci/other/blobs/uploads/?mount={digest}&from=oci/app", null);
+        Assert.Equal(HttpStatusCode.Created, mount.StatusCode);
+        Assert.Equal(data, await _http.GetByteArrayAsync($"/v2/oci/other/blobs/{digest}"));
+    }
+
+    [Fact]
+    public async Task Manifests_round_trip_by_tag_and_digest_and_need_their_blobs()
+    {
+        var (manifest, digest) = await PushImageAsync("oci/app", "v1", 5);
+        using var byTag = await _http.GetAsync("/v2/oci/app/manifests/v1");
+        Assert.Equal(manifest, await byTag.Content.ReadAsByteArrayAsync());
+        Assert.Equal(ManifestType, byTag.Content.Headers.ContentType!.MediaType);
+        Assert.Equal(digest, byTag.Headers.GetValues("Docker-Content-Digest").Single());
+        Assert.Equal(manifest, await _http.GetByteArrayAsync($"/v2/oci/app/manifests/{digest}"));
+
+        var orphan = Manifest(DigestOf([1, 2, 3]), 3);
+        using var refused = await PutManifestAsync("oci/app", "broken", orphan);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal("MANIFEST_BLOB_UNKNOWN", await ErrorCode(refused));
+        using var unknown = await _http.GetAsync("/v2/oci/app/manifests/broken");
+        Assert.Equal("MANIFEST_UNKNOWN", await ErrorCode(unknown));
+    }
+
+    [Fact]
+    public async Task A_manifest_get_by_tag_counts_as_a_lookup_in_stats_and_metrics()
+    {
+        await PushImageAsync("oci/stats", "hit", 6);
+        await _http.GetAsync("/v2/oci/stats/manifests/hit");
+        await _http.GetAsync("/v2/oci/stats/manifests/hit");
+        await _http.GetAsync("/v2/oci/stats/manifests/miss");
+        var stats = await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "oci/stats" });
+        Assert.Equal((3L, 2L), (stats.Lookups, stats.Hits));
+        var metrics = await _http.GetStringAsync("/metrics");
+        Assert.Contains("cacheservice_lookups_total{namespace=\"oci/stats\",result=\"hit\"} 2", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Tags_list_in_order_page_by_page()
+    {
+        foreach (var tag in (string[])["c", "a", "b"])
+        {
+            await PushImageAsync("oci/tags", tag, tag[0]);
+        }
+
+        using var page = await _http.GetAsync("/v2/oci/tags/tags/list?n=2");
+        var body = JsonDocument.Parse(await page.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(["a", "b"], body.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        Assert.Contains("last=b", page.Headers.GetValues("Link").Single(), StringComparison.Ordinal);
+        var rest = JsonDocument.Parse(await _http.GetStringAsync("/v2/oci/tags/tags/list?n=2&last=b")).RootElement;
+        Assert.Equal(["c"], rest.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+    }
+
+    [Fact]
+    public async Task Under_a_small_budget_old_tags_are_evicted_with_their_blobs()
+    {
+        var first = await PushImageAsync("oci/small", "old", 7, layerBytes: 2000);
+        await PushImageAsync("oci/small", "new", 8, layerBytes: 2000);
+        await PushImageAsync("oci/small", "newest", 9, layerBytes: 2000);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/oci/small/manifests/old")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/oci/small/manifests/newest")).StatusCode);
+
+        var layer = JsonDocument.Parse(first.Manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString();
+        _server.Time.Advance(TimeSpan.FromDays(1)); // past the grace period, at the collector's next round
+        var gone = false;
+        for (var attempt = 0; attempt < 100 && !gone; attempt++)
+        {
+            using var head = new HttpRequestMessage(HttpMethod.Head, $"/v2/oci/small/blobs/{layer}");
+            gone = (await _http.SendAsync(head)).StatusCode == HttpStatusCode.NotFound;
+            await Task.Delay(50);
+        }
+
+        Assert.True(gone, "the evicted image's layer blob was not reclaimed");
+    }
+}
