@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test demo pack lint clean deps services bench bench-distributed
+.PHONY: build run test demo pack lint clean deps services bench bench-distributed bench-registry
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -49,6 +49,11 @@ bench: build
 
 bench-distributed: services build
 	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) --no-build -- distributed
+
+# buildah's remote layer cache against Debian's docker-registry and the facade, side by side.
+bench-registry: services build
+	command -v docker-registry >/dev/null || apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) --no-build -- registry
 
 lint: deps
 	dotnet format CacheService.sln --verify-no-changes --verbosity quiet

@@ -15,12 +15,15 @@ internal sealed class ServerProcess : IDisposable
     {
         var ports = ServiceScripts.Run("server.sh", ["start", _state, .. args]).Trim().Split(' ');
         GrpcAddress = $"http://127.0.0.1:{ports[0]}";
+        HttpPort = int.Parse(ports[1], CultureInfo.InvariantCulture);
         Pid = int.Parse(File.ReadAllText(Path.Combine(_state, "server.pid")).Trim(), CultureInfo.InvariantCulture);
     }
 
     public string GrpcAddress { get; }
 
     public int Pid { get; }
+
+    public int HttpPort { get; }
 
     /// <summary>User plus system CPU time so far, in seconds.</summary>
     public double CpuSeconds()

@@ -29,6 +29,7 @@ public sealed class CacheMetrics
     private readonly Counter _layerBytes;
     private readonly Counter _evictions;
     private readonly Counter _backendErrors;
+    private readonly Counter _registryRequests;
     private readonly Histogram _rpcDuration;
     private readonly Gauge _storedBytes;
     private readonly Gauge _entries;
@@ -46,6 +47,7 @@ public sealed class CacheMetrics
         _layerBytes = factory.CreateCounter("cacheservice_layer_bytes_total", "Layer bytes through the server by direction: upload or download.", "direction");
         _evictions = factory.CreateCounter("cacheservice_evictions_total", "Entries evicted to keep a namespace within its budget.", "namespace");
         _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Requests that found a backend unavailable, by backend: index or blobs.", "backend");
+        _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
             LabelNames = ["method", "code"],
@@ -99,6 +101,9 @@ public sealed class CacheMetrics
 
     /// <summary>Counts a request that found <paramref name="backend"/> unavailable.</summary>
     public void BackendError(string backend) => _backendErrors.WithLabels(backend).Inc();
+
+    /// <summary>Counts one request to the registry API.</summary>
+    public void RegistryRequest(string method, int status) => _registryRequests.WithLabels(method, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
 
     /// <summary>Records one gRPC call.</summary>
     public void Rpc(string method, string code, TimeSpan duration) => _rpcDuration.WithLabels(method, code).Observe(duration.TotalSeconds);

@@ -47,6 +47,10 @@ internal static class RegistryEndpoints
                 await http.Response.WriteAsJsonAsync(new { errors = new[] { new { code = error.Code, message = error.Message } } });
             }
         }
+        finally
+        {
+            http.RequestServices.GetRequiredService<CacheMetrics>().RegistryRequest(http.Request.Method, http.Response.StatusCode);
+        }
     }
 
     private static Task RouteAsync(HttpContext http, string path)
