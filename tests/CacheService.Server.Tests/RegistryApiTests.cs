@@ -123,6 +123,10 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
         using var part = await _http.SendAsync(ranged);
         Assert.Equal(HttpStatusCode.PartialContent, part.StatusCode);
         Assert.Equal(data[100..200], await part.Content.ReadAsByteArrayAsync());
+        using var suffix = new HttpRequestMessage(HttpMethod.Get, $"/v2/oci/app/blobs/{digest}");
+        suffix.Headers.TryAddWithoutValidation("Range", "bytes=-300");
+        using var tail = await _http.SendAsync(suffix);
+        Assert.Equal(data[^300..], await tail.Content.ReadAsByteArrayAsync());
 
         using var mount = await _http.PostAsync($"/v2/oci/other/blobs/uploads/?mount={digest}&from=oci/app", null);
         Assert.Equal(HttpStatusCode.Created, mount.StatusCode);

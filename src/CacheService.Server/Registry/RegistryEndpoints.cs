@@ -169,8 +169,17 @@ internal static class RegistryEndpoints
         }
 
         var parts = header["bytes=".Length..].Split('-');
-        var start = long.TryParse(parts[0], out var s) ? s : 0;
-        var end = parts.Length > 1 && long.TryParse(parts[1], out var e) ? Math.Min(e, size - 1) : size - 1;
+        long start, end;
+        if (parts[0].Length == 0 && parts.Length > 1 && long.TryParse(parts[1], out var suffix))
+        {
+            (start, end) = (Math.Max(0, size - suffix), size - 1); // "bytes=-N": the last N bytes
+        }
+        else
+        {
+            start = long.TryParse(parts[0], out var s) ? s : 0;
+            end = parts.Length > 1 && long.TryParse(parts[1], out var e) ? Math.Min(e, size - 1) : size - 1;
+        }
+
         return start <= end && start < size ? (start, end) : throw new RegistryError(416, "RANGE_INVALID", $"range {header} is outside 0-{size - 1}");
     }
 
@@ -300,9 +309,21 @@ internal static class RegistryEndpoints
 
                 return;
             case "PUT":
+                if (http.Request.ContentLength > OciRegistry.MaxManifestBytes)
+                {
+                    throw new RegistryError(413, "SIZE_INVALID", $"a manifest may have at most {OciRegistry.MaxManifestBytes} bytes");
+                }
+
                 using (var body = new MemoryStream())
                 {
-                    await http.Request.Body.CopyToAsync(body, http.RequestAborted);
+                    // Read at most one byte past the limit, so a body without Content-Length cannot fill memory.
+                    var buffer = new byte[64 * 1024];
+                    int read;
+                    while (body.Length <= OciRegistry.MaxManifestBytes && (read = await http.Request.Body.ReadAsync(buffer, http.RequestAborted)) > 0)
+                    {
+                        body.Write(buffer, 0, read);
+                    }
+
                     var digest = await registry.PutManifestAsync(ns, reference, http.Request.ContentType ?? "", body.ToArray(), http.RequestAborted);
                     http.Response.StatusCode = 201;
                     http.Response.Headers.Location = $"/v2/{ns}/manifests/{digest}";
