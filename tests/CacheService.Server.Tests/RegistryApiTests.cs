@@ -162,6 +162,7 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
         Assert.Equal((3L, 2L), (stats.Lookups, stats.Hits));
         var metrics = await _http.GetStringAsync("/metrics");
         Assert.Contains("cacheservice_lookups_total{namespace=\"oci/stats\",result=\"hit\"} 2", metrics, StringComparison.Ordinal);
+        Assert.Contains("cacheservice_registry_requests_total{method=\"GET\",status=\"404\"} 1", metrics, StringComparison.Ordinal); // the miss
     }
 
     [Fact]

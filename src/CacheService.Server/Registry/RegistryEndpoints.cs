@@ -35,12 +35,15 @@ internal static class RegistryEndpoints
             bodyLimit.MaxRequestBodySize = http.RequestServices.GetRequiredService<IOptions<LimitsOptions>>().Value.MaxLayerBytes;
         }
 
+        var status = StatusCodes.Status500InternalServerError; // what Kestrel answers for an unexpected failure
         try
         {
             await RouteAsync(http, path);
+            status = http.Response.StatusCode;
         }
         catch (Exception e) when (Describe(e) is { } error)
         {
+            status = error.Status;
             if (!http.Response.HasStarted)
             {
                 http.Response.StatusCode = error.Status;
@@ -49,7 +52,7 @@ internal static class RegistryEndpoints
         }
         finally
         {
-            http.RequestServices.GetRequiredService<CacheMetrics>().RegistryRequest(http.Request.Method, http.Response.StatusCode);
+            http.RequestServices.GetRequiredService<CacheMetrics>().RegistryRequest(http.Request.Method, status);
         }
     }
 
