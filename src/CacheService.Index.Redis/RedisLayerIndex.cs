@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using CacheService.Core;
 using CacheService.Core.Index;
@@ -25,6 +26,8 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     private const int BucketCount = 4096;
     private static readonly string[] UsageFields = ["lookups", "hits", "entries", "bytes", "evictions", "up", "down"];
 
+    private readonly ConcurrentDictionary<string, bool> _registered = new(StringComparer.Ordinal);
+
     private IDatabase Db => redis.GetDatabase();
 
     /// <summary>Connects with the settings a cache needs: start even when Redis is down, fail fast while it is.</summary>
@@ -46,10 +49,10 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
         LookupAsync(ns, key, counted: false, cancellationToken);
 
     /// <inheritdoc />
-    public Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken)
+    public async Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken)
     {
-        Db.SetAdd(RegistryKey, ns, CommandFlags.FireAndForget); // as in RecordUsageAsync
-        return LookupAsync(ns, key, counted: true, cancellationToken);
+        await RegisterAsync(ns, cancellationToken);
+        return await LookupAsync(ns, key, counted: true, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -76,9 +79,8 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
         var distinct = entry with { Blobs = entry.Blobs.DistinctBy(b => b.Digest).ToList() };
         var value = EntryCodec.Encode(distinct, time.GetUtcNow());
 
-        // The namespace registry lives outside the namespace's slot, so it cannot join the script;
-        // registering first means the collector never misses a namespace that has entries.
-        await Guard(Db.SetAddAsync(RegistryKey, ns), cancellationToken);
+        // Registering first means the collector never misses a namespace that has entries.
+        await RegisterAsync(ns, cancellationToken);
         var parts = (RedisResult[])(await RunAsync(ns, Scripts.Commit,
             [EntryCodec.Raw(entry.Key), value, budget.HighWatermarkBytes, budget.LowWatermarkBytes, Now(), entry.Preimage], cancellationToken))!;
         var status = (int)parts[0];
@@ -140,9 +142,7 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     /// <inheritdoc />
     public async Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken)
     {
-        // The registry lives outside the namespace's slot, so it cannot join the script; sent
-        // without waiting for its answer, it costs no round trip.
-        Db.SetAdd(RegistryKey, ns, CommandFlags.FireAndForget);
+        await RegisterAsync(ns, cancellationToken);
         await RunAsync(ns, Scripts.RecordUsage, [delta.Lookups, delta.Hits, delta.BytesUploaded, delta.BytesDownloaded], cancellationToken);
     }
 
@@ -232,6 +232,20 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
 
     // Every namespace that ever had an entry; outside any namespace's slot.
     private RedisKey RegistryKey => options.KeyPrefix + "namespaces";
+
+    // Adds the namespace to the registry the collector and the status sampler walk. The registry
+    // lives outside the namespace's slot, so it cannot join a script; it is written once per
+    // namespace per process, not on every lookup of the hot path.
+    private async Task RegisterAsync(string ns, CancellationToken cancellationToken)
+    {
+        if (_registered.ContainsKey(ns))
+        {
+            return;
+        }
+
+        await Guard(Db.SetAddAsync(RegistryKey, ns), cancellationToken);
+        _registered[ns] = true;
+    }
 
     private string Prefix(string ns) => $"{options.KeyPrefix}{{{ns}}}:";
 
