@@ -16,7 +16,7 @@ internal static class AdminCommands
         var step = CacheKeyV1.Compute(input);
         if (args.Has("--json"))
         {
-            await PlanCommands.WriteJsonAsync(console.Out, writer =>
+            await Output.WriteJsonAsync(console.Out, writer =>
             {
                 writer.WriteString("key", step.Key.Value);
                 writer.WriteString("normalizedInstruction", step.NormalizedInstruction);
@@ -39,7 +39,7 @@ internal static class AdminCommands
         var stats = await client.GetStatsAsync(target.Namespace, cancellationToken);
         if (args.Has("--json"))
         {
-            await PlanCommands.WriteJsonAsync(console.Out, writer =>
+            await Output.WriteJsonAsync(console.Out, writer =>
             {
                 writer.WriteString("namespace", target.Namespace);
                 writer.WriteNumber("lookups", stats.Lookups);
@@ -58,8 +58,8 @@ internal static class AdminCommands
         var ratio = stats.HitRatio.ToString("P1", CultureInfo.InvariantCulture);
         await console.Out.WriteLineAsync(
             $"namespace  {target.Namespace}\nlookups    {stats.Lookups} ({stats.Hits} hits, {stats.Misses} misses, hit ratio {ratio})\n" +
-            $"entries    {stats.Entries}\nstored     {PlanCommands.Size(stats.StoredBytes)}\nevictions  {stats.Evictions}\n" +
-            $"uploaded   {PlanCommands.Size(stats.BytesUploaded)}\ndownloaded {PlanCommands.Size(stats.BytesDownloaded)}");
+            $"entries    {stats.Entries}\nstored     {Output.Size(stats.StoredBytes)}\nevictions  {stats.Evictions}\n" +
+            $"uploaded   {Output.Size(stats.BytesUploaded)}\ndownloaded {Output.Size(stats.BytesDownloaded)}");
         return LayercacheCli.Ok;
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using CacheService.Core;
@@ -15,7 +14,7 @@ internal static class PlanCommands
         var resolved = await ResolveAsync(args, console, cancellationToken);
         if (args.Has("--json"))
         {
-            await WriteJsonAsync(console.Out, writer =>
+            await Output.WriteJsonAsync(console.Out, writer =>
             {
                 writer.WriteNumber("cachedSteps", resolved.CachedSteps);
                 writer.WriteStartArray("steps");
@@ -53,7 +52,7 @@ internal static class PlanCommands
         var cached = resolved.Steps.Where(s => s.Status == PlanStatus.Hit).Reverse().ToList();
         if (args.Has("--json"))
         {
-            await WriteJsonAsync(console.Out, writer =>
+            await Output.WriteJsonAsync(console.Out, writer =>
             {
                 writer.WriteStartArray("steps");
                 foreach (var step in cached)
@@ -85,7 +84,7 @@ internal static class PlanCommands
         {
             var layer = step.Layer is null ? "<config>" : step.Layer.Digest[..19];
             var age = step.Created is { } created ? Age(now - created) : "-";
-            var size = step.Layer is null ? "0B" : Size(step.Layer.Size);
+            var size = step.Layer is null ? "0B" : Output.Size(step.Layer.Size);
             await console.Out.WriteLineAsync($"{layer,-19} {age,-15} {size,8}  {Label(step)} {step.Step.Node.Original.Trim()}");
         }
 
@@ -187,29 +186,6 @@ internal static class PlanCommands
         writer.WriteNumber("size", layer.Size);
         writer.WriteEndObject();
     }
-
-    /// <summary>Writes one JSON object, then a newline.</summary>
-    public static async Task WriteJsonAsync(TextWriter output, Action<Utf8JsonWriter> body)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            writer.WriteStartObject();
-            body(writer);
-            writer.WriteEndObject();
-        }
-
-        await output.WriteLineAsync(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
-    }
-
-    /// <summary>Bytes the way docker prints them: 1.5MB.</summary>
-    public static string Size(long bytes) => bytes switch
-    {
-        < 1000 => $"{bytes}B",
-        < 1_000_000 => (bytes / 1e3).ToString("0.#", CultureInfo.InvariantCulture) + "kB",
-        < 1_000_000_000 => (bytes / 1e6).ToString("0.#", CultureInfo.InvariantCulture) + "MB",
-        _ => (bytes / 1e9).ToString("0.##", CultureInfo.InvariantCulture) + "GB",
-    };
 
     private static string Age(TimeSpan age) => age switch
     {

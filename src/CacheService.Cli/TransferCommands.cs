@@ -32,7 +32,7 @@ internal static class TransferCommands
 
         if (args.Has("--json"))
         {
-            await PlanCommands.WriteJsonAsync(console.Out, writer =>
+            await Output.WriteJsonAsync(console.Out, writer =>
             {
                 writer.WriteString("key", key.Value);
                 writer.WriteString("digest", commit.Layer.Digest);
@@ -137,12 +137,12 @@ internal static class TransferCommands
                 if (percent != _lastShown)
                 {
                     var filled = percent * 30 / 100;
-                    console.Error.Write($"\r{verb} [{new string('#', filled)}{new string('.', 30 - filled)}] {percent,3}% {PlanCommands.Size(value)}/{PlanCommands.Size(total)}");
+                    console.Error.Write($"\r{verb} [{new string('#', filled)}{new string('.', 30 - filled)}] {percent,3}% {Output.Size(value)}/{Output.Size(total)}");
                 }
             }
             else if (percent / 25 > _lastShown / 25 || _lastShown < 0)
             {
-                console.Error.WriteLine($"{verb}: {percent}% of {PlanCommands.Size(total)}");
+                console.Error.WriteLine($"{verb}: {percent}% of {Output.Size(total)}");
             }
             else
             {
