@@ -17,7 +17,7 @@ internal static class RedisIndexBench
     public static async Task<(double BytesPerEntry, string Breakdown)> MeasureBytesPerEntryAsync(RedisServers redis, int entries)
     {
         var options = new RedisIndexOptions { Configuration = redis.Configuration + ",allowAdmin=true" };
-        using var connection = await RedisLayerIndex.ConnectAsync(options);
+        using var connection = await RedisConnection.ConnectAsync(options);
         var index = new RedisLayerIndex(connection, options, TimeProvider.System);
         var server = connection.GetServer(connection.GetEndPoints()[0]);
         const string ns = "bench/memory";

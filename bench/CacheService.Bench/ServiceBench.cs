@@ -163,7 +163,7 @@ internal sealed class ServiceBench
     private async Task IndexCeilingAsync(RedisServers redis, LoadResult hits, string[] hitKeys)
     {
         var options = new Index.Redis.RedisIndexOptions { Configuration = redis.Configuration };
-        using var connection = await Index.Redis.RedisLayerIndex.ConnectAsync(options);
+        using var connection = await Index.Redis.RedisConnection.ConnectAsync(options);
         var index = new Index.Redis.RedisLayerIndex(connection, options, TimeProvider.System);
         var digests = hitKeys.Select(k => Digest.Parse(k, "key")).ToArray();
         var direct = await Closed(i => index.LookupAsync(Ns, digests[i % HitKeys], CancellationToken.None));

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using CacheService.Core;
@@ -6,7 +5,6 @@ using CacheService.Core.Blobs;
 using Minio;
 using Minio.DataModel.Args;
 using Minio.Exceptions;
-using PreconditionFailedException = CacheService.Core.PreconditionFailedException;
 
 namespace CacheService.Blobs.S3;
 
@@ -22,11 +20,14 @@ namespace CacheService.Blobs.S3;
 /// last bytes go out only after digest and size are confirmed; on a mismatch, a short or long
 /// stream or a cancelled call the request is abandoned mid-body, and S3 stores nothing under the
 /// final name. A single PUT is limited to 5 GiB by S3; larger layers are refused.</para>
+/// <para>Files by concern: this one holds the store's calls; <c>S3DirectTransfer.cs</c> the
+/// presigned transfers and their verified promotion; <c>S3ObjectNames.cs</c> where objects live;
+/// <c>S3Http.cs</c> signing, sending and sorting failures.</para>
 /// <para>Failure: connection errors, timeouts and 5xx answers surface as
 /// <see cref="BackendUnavailableException"/> (retries and the circuit breaker are added by a
 /// decorator, not here).</para>
 /// </remarks>
-public sealed class S3BlobStore(IMinioClient minio, HttpClient http, S3BlobOptions options) : IBlobStore, IDirectTransfer
+public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3BlobOptions options) : IBlobStore, IDirectTransfer
 {
     /// <summary>The largest object one S3 PUT may create.</summary>
     public const long MaxSinglePutBytes = 5L << 30;
@@ -154,204 +155,6 @@ public sealed class S3BlobStore(IMinioClient minio, HttpClient http, S3BlobOptio
 
             var modified = item.LastModifiedDateTime is { } t ? new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc)) : DateTimeOffset.MinValue;
             yield return new StoredBlob(item.Key[root.Length..marker], digest, (long)item.Size, modified);
-        }
-    }
-
-    /// <inheritdoc />
-    public async Task<PresignedUrl> PresignDownloadAsync(string ns, Digest digest, CancellationToken cancellationToken) =>
-        new(new Uri(await Presign(HttpMethod.Get, ObjectName(ns, digest), cancellationToken)), ExpiresAt());
-
-    /// <inheritdoc />
-    public async Task<PresignedUrl> PresignUploadAsync(string ns, CancellationToken cancellationToken)
-    {
-        var uploadId = Guid.NewGuid().ToString("N");
-        var url = await Presign(HttpMethod.Put, StagingName(ns, uploadId), cancellationToken);
-        return new PresignedUrl(new Uri(url), ExpiresAt(), uploadId);
-    }
-
-    /// <inheritdoc />
-    /// <remarks>
-    /// The client keeps its PUT URL until it expires, so it could overwrite the staged object
-    /// while it is verified. The ETag closes that gap: the bytes are read with If-Match on the
-    /// ETag seen first, and the server-side copy to the final name runs only if the ETag is
-    /// still the same.
-    /// </remarks>
-    public async Task<bool> PromoteUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken)
-    {
-        if (uploadId.Length != 32 || !uploadId.All(char.IsAsciiHexDigitLower))
-        {
-            throw new InvalidFieldException("upload_id", "is not an upload id this server handed out");
-        }
-
-        var staging = StagingName(ns, uploadId);
-        var stat = await Guard<Minio.DataModel.ObjectStat?>(async () =>
-        {
-            try
-            {
-                return await minio.StatObjectAsync(new StatObjectArgs().WithBucket(options.Bucket).WithObject(staging), cancellationToken);
-            }
-            catch (ObjectNotFoundException)
-            {
-                return null;
-            }
-        }) ?? throw new PreconditionFailedException($"nothing was uploaded for upload id {uploadId}");
-
-        try
-        {
-            if (stat.Size != size)
-            {
-                throw new InvalidFieldException("size", $"the upload has {stat.Size} bytes, not the declared {size}");
-            }
-
-            if (await GetSizeAsync(ns, digest, cancellationToken) is not null)
-            {
-                return false;
-            }
-
-            await VerifyStagedAsync(staging, stat.ETag, digest, size, cancellationToken);
-            await Guard(async () =>
-            {
-                var conditions = new Minio.DataModel.CopyConditions();
-                conditions.SetMatchETag(stat.ETag);
-                try
-                {
-                    await minio.CopyObjectAsync(
-                    new CopyObjectArgs()
-                        .WithBucket(options.Bucket).WithObject(ObjectName(ns, digest))
-                        .WithCopyObjectSource(new CopySourceObjectArgs().WithBucket(options.Bucket).WithObject(staging).WithCopyConditions(conditions)),
-                        cancellationToken);
-                }
-                catch (Minio.Exceptions.PreconditionFailedException)
-                {
-                    throw new PreconditionFailedException("the upload changed while it was verified; upload again");
-                }
-
-                return true;
-            });
-            return true;
-        }
-        finally
-        {
-            await Guard(async () =>
-            {
-                await minio.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(options.Bucket).WithObject(staging), CancellationToken.None);
-                return true;
-            });
-        }
-    }
-
-    private async Task VerifyStagedAsync(string staging, string etag, Digest digest, long size, CancellationToken cancellationToken)
-    {
-        var url = await Presign(HttpMethod.Get, staging, cancellationToken);
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        request.Headers.IfMatch.Add(new EntityTagHeaderValue(etag.StartsWith('"') ? etag : $"\"{etag}\""));
-        using var response = await Send(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.PreconditionFailed)
-        {
-            throw new PreconditionFailedException("the upload changed while it was verified; upload again");
-        }
-
-        response.EnsureSuccessStatusCode();
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        await using var verified = new VerifyingReadStream(body, digest, size);
-        await verified.CopyToAsync(Stream.Null, VerifyingReadStream.BufferSize, cancellationToken);
-    }
-
-    // The SDK signs with the wall clock, so the expiry it grants is measured on it too.
-    private DateTimeOffset ExpiresAt() => DateTimeOffset.UtcNow + options.PresignExpiry;
-
-    // Staged direct uploads; "_" cannot start a namespace, so no blob lives under this name.
-    private string StagingName(string ns, string uploadId) =>
-        $"{options.Prefix}/_direct/{NamespaceName.Validate(ns, "namespace")}/{uploadId}";
-
-    private string ObjectName(string ns, Digest digest) =>
-        $"{options.Prefix}/{NamespaceName.Validate(ns, "namespace")}{Blobs}{digest.Hex}";
-
-    private Task<string> Presign(HttpMethod method, string objectName, CancellationToken cancellationToken)
-    {
-        var expiry = (int)options.PresignExpiry.TotalSeconds;
-        return Guard(() => method == HttpMethod.Put
-            ? minio.PresignedPutObjectAsync(new PresignedPutObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry))
-            : minio.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry)));
-    }
-
-    private async Task<HttpResponseMessage> Send(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await http.SendAsync(request, completion, cancellationToken);
-        }
-        catch (HttpRequestException e) when (e.InnerException is not CacheServiceException)
-        {
-            throw new BackendUnavailableException("blobs", e);
-        }
-        catch (HttpRequestException e) when (e.InnerException is CacheServiceException inner)
-        {
-            // The body (a VerifyingReadStream) refused to finish: report that, not the transport.
-            throw inner;
-        }
-        catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new BackendUnavailableException("blobs", e); // HttpClient's own timeout
-        }
-    }
-
-    private static void EnsureSuccess(HttpResponseMessage response, string ns, Digest digest)
-    {
-        if (response.IsSuccessStatusCode)
-        {
-            return;
-        }
-
-        throw response.StatusCode switch
-        {
-            HttpStatusCode.NotFound => new BlobNotFoundException(ns, digest),
-            >= HttpStatusCode.InternalServerError or HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout =>
-                new BackendUnavailableException("blobs", new HttpRequestException($"object store answered {(int)response.StatusCode}")),
-            _ => new InvalidOperationException($"object store answered {(int)response.StatusCode} for {digest}"),
-        };
-    }
-
-    // Minio reports outages as HttpRequestException, its own ConnectionException, or (for some
-    // server errors) an ArgumentNullException from MinioException.GetMessage.
-    private static async Task<T> Guard<T>(Func<Task<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception e) when (e is HttpRequestException or ConnectionException or InternalClientException or ArgumentNullException
-            || (e is TaskCanceledException && e.InnerException is TimeoutException))
-        {
-            throw new BackendUnavailableException("blobs", e);
-        }
-    }
-
-    // Keeps the HTTP response alive while its body is read, and disposes both together.
-    private sealed class ResponseStream(HttpResponseMessage response, Stream body) : ReadOnlyStream
-    {
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            try
-            {
-                return await body.ReadAsync(buffer, cancellationToken);
-            }
-            catch (Exception e) when (e is HttpRequestException or IOException)
-            {
-                throw new BackendUnavailableException("blobs", e);
-            }
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                body.Dispose();
-                response.Dispose();
-            }
-
-            base.Dispose(disposing);
         }
     }
 }

@@ -10,25 +10,35 @@ namespace CacheService.Index.Redis;
 /// bucket hash (listpack-encoded), so every byte saved here is a byte per entry.
 /// </summary>
 /// <remarks>
-/// Layout, big-endian (Lua positions 1-based; the scripts read the fields marked *):
+/// Layout, big-endian, as 0-based offsets (the constants below; the Lua in <see cref="Scripts"/>
+/// is generated from them, so the two cannot drift apart; the scripts read the fields marked *):
 /// <code>
-///  1        version (1)
-///  2..9     created, ms since the epoch (double)
-///  10..17 * last access, ms (double)
-///  18..25 * hits (double)
-///  26..33 * layer size (double)
-///  34..65 * layer digest (32 raw bytes)
-///  66..97   diff id (32 raw bytes)
-///  98..99 * n, count of extra blobs; 0 means the entry keeps only its layer blob alive
-///  100..  * n x (digest 32 bytes, size double)
+///  0        version (1)
+///  1..8     created, ms since the epoch (double)
+///  9..16  * last access, ms (double)
+///  17..24 * hits (double)
+///  25..32 * layer size (double)
+///  33..64 * layer digest (32 raw bytes)
+///  65..96   diff id (32 raw bytes)
+///  97..98 * n, count of extra blobs; 0 means the entry keeps only its layer blob alive
+///  99..   * n x (digest 32 bytes, size double)
 ///  then     media type: a code byte from <see cref="KnownMediaTypes"/>, or 0, a length byte and the text
 /// </code>
 /// Doubles hold integers exactly up to 2^53, far beyond any size or timestamp here.
 /// </remarks>
 internal static class EntryCodec
 {
+    public const int CreatedAt = 1;
+    public const int LastAccessAt = 9;
+    public const int HitsAt = 17;
+    public const int SizeAt = 25;
+    public const int DigestAt = 33;
+    public const int DiffIdAt = 65;
+    public const int CountAt = 97;
+    public const int FixedLength = 99;
+    public const int BlobStride = 40;
+    public const int DigestLength = 32;
     private const byte Version = 1;
-    private const int FixedLength = 99;
 
     // Media types builders actually send; each costs one byte instead of ~45.
     private static readonly string[] KnownMediaTypes =
@@ -60,23 +70,23 @@ internal static class EntryCodec
             throw new InvalidFieldException("layer.media_type", "is longer than 255 bytes");
         }
 
-        var buffer = new byte[FixedLength + (extra.Count * 40) + 1 + (mediaCode > 0 ? 0 : 1 + mediaText.Length)];
+        var buffer = new byte[FixedLength + (extra.Count * BlobStride) + 1 + (mediaCode > 0 ? 0 : 1 + mediaText.Length)];
         var span = buffer.AsSpan();
         span[0] = Version;
         var ms = now.ToUnixTimeMilliseconds();
-        BinaryPrimitives.WriteDoubleBigEndian(span[1..], ms);
-        BinaryPrimitives.WriteDoubleBigEndian(span[9..], ms);
-        BinaryPrimitives.WriteDoubleBigEndian(span[17..], 0);
-        BinaryPrimitives.WriteDoubleBigEndian(span[25..], entry.Layer.Size);
-        Raw(entry.Layer.Digest).CopyTo(span[33..]);
-        Raw(entry.Layer.DiffId).CopyTo(span[65..]);
-        BinaryPrimitives.WriteUInt16BigEndian(span[97..], checked((ushort)extra.Count));
+        BinaryPrimitives.WriteDoubleBigEndian(span[CreatedAt..], ms);
+        BinaryPrimitives.WriteDoubleBigEndian(span[LastAccessAt..], ms);
+        BinaryPrimitives.WriteDoubleBigEndian(span[HitsAt..], 0);
+        BinaryPrimitives.WriteDoubleBigEndian(span[SizeAt..], entry.Layer.Size);
+        Raw(entry.Layer.Digest).CopyTo(span[DigestAt..]);
+        Raw(entry.Layer.DiffId).CopyTo(span[DiffIdAt..]);
+        BinaryPrimitives.WriteUInt16BigEndian(span[CountAt..], checked((ushort)extra.Count));
         var at = FixedLength;
         foreach (var blob in extra)
         {
             Raw(blob.Digest).CopyTo(span[at..]);
-            BinaryPrimitives.WriteDoubleBigEndian(span[(at + 32)..], blob.Size);
-            at += 40;
+            BinaryPrimitives.WriteDoubleBigEndian(span[(at + DigestLength)..], blob.Size);
+            at += BlobStride;
         }
 
         if (mediaCode > 0)
@@ -100,14 +110,14 @@ internal static class EntryCodec
             throw new InvalidDataException($"index entry {key} has an unknown encoding");
         }
 
-        var size = (long)BinaryPrimitives.ReadDoubleBigEndian(value[25..]);
-        var digest = FromRaw(value.Slice(33, 32));
-        var count = BinaryPrimitives.ReadUInt16BigEndian(value[97..]);
+        var size = (long)BinaryPrimitives.ReadDoubleBigEndian(value[SizeAt..]);
+        var digest = FromRaw(value.Slice(DigestAt, DigestLength));
+        var count = BinaryPrimitives.ReadUInt16BigEndian(value[CountAt..]);
         var blobs = new List<BlobRef>(Math.Max(1, (int)count));
         var at = FixedLength;
-        for (var i = 0; i < count; i++, at += 40)
+        for (var i = 0; i < count; i++, at += BlobStride)
         {
-            blobs.Add(new BlobRef(FromRaw(value.Slice(at, 32)), (long)BinaryPrimitives.ReadDoubleBigEndian(value[(at + 32)..])));
+            blobs.Add(new BlobRef(FromRaw(value.Slice(at, DigestLength)), (long)BinaryPrimitives.ReadDoubleBigEndian(value[(at + DigestLength)..])));
         }
 
         if (count == 0)
@@ -118,12 +128,12 @@ internal static class EntryCodec
         var mediaType = value[at] > 0 ? KnownMediaTypes[value[at]] : Encoding.UTF8.GetString(value.Slice(at + 2, value[at + 1]));
         return new IndexEntry(
             key,
-            new LayerDescriptor(digest, FromRaw(value.Slice(65, 32)), size, mediaType),
+            new LayerDescriptor(digest, FromRaw(value.Slice(DiffIdAt, DigestLength)), size, mediaType),
             blobs,
             preimage,
-            DateTimeOffset.FromUnixTimeMilliseconds((long)BinaryPrimitives.ReadDoubleBigEndian(value[1..])),
-            DateTimeOffset.FromUnixTimeMilliseconds((long)BinaryPrimitives.ReadDoubleBigEndian(value[9..])),
-            (long)BinaryPrimitives.ReadDoubleBigEndian(value[17..]));
+            DateTimeOffset.FromUnixTimeMilliseconds((long)BinaryPrimitives.ReadDoubleBigEndian(value[CreatedAt..])),
+            DateTimeOffset.FromUnixTimeMilliseconds((long)BinaryPrimitives.ReadDoubleBigEndian(value[LastAccessAt..])),
+            (long)BinaryPrimitives.ReadDoubleBigEndian(value[HitsAt..]));
     }
 
     private static bool IsLayerOnly(NewEntry entry) =>

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using CacheService.Core;
 using CacheService.Core.Index;
 using StackExchange.Redis;
@@ -10,39 +9,39 @@ namespace CacheService.Index.Redis;
 /// <see cref="ILayerIndex"/> on Redis or Redis Cluster: the shared index of a CI farm's replicas.
 /// </summary>
 /// <remarks>
-/// <para>Atomicity: every change of a namespace is one Lua script (<see cref="Scripts"/>) on the
-/// namespace's single slot; commit and eviction run in the same script. Scans that must not block
-/// Redis (repair, verify) read outside scripts and then change entries through a script that
-/// re-checks each one.</para>
+/// <para>Files by concern: this one holds the contract's calls; <see cref="RedisKeyLayout"/> the
+/// key names; <see cref="Scripts"/> the Lua; <see cref="RedisScriptRunner"/> running it and
+/// sorting failures; <see cref="RedisConnection"/> the multiplexer; <c>RedisScans.cs</c> the
+/// reads that walk every bucket (repair, listings, verify); <see cref="EntryCodec"/> the bytes of
+/// an entry.</para>
+/// <para>Atomicity: every change of a namespace is one Lua script on the namespace's single slot;
+/// commit and eviction run in the same script. Scans that must not block Redis read outside
+/// scripts and then change entries through a script that re-checks each one.</para>
 /// <para>Failure: connection loss, timeouts and a Redis that is loading or has no quorum surface as
 /// <see cref="BackendUnavailableException"/>. The multiplexer reconnects by itself; commands
 /// issued while it is disconnected fail at once instead of queuing, so a dead Redis costs a build
-/// a fast miss rather than a wait.</para>
-/// <para>One <see cref="IConnectionMultiplexer"/> is shared for the life of the process.</para>
+/// a fast miss rather than a wait. One <see cref="IConnectionMultiplexer"/> serves the process.</para>
 /// </remarks>
-public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOptions options, TimeProvider time) : ILayerIndex
+public sealed partial class RedisLayerIndex : ILayerIndex
 {
     private const int DeleteBatchSize = 500;
-    private const int BucketCount = 4096;
-    private static readonly string[] UsageFields = ["lookups", "hits", "entries", "bytes", "evictions", "up", "down"];
+    private static readonly RedisValue[] UsageFields = ["lookups", "hits", "entries", "bytes", "evictions", "up", "down"];
 
+    private readonly RedisKeyLayout _layout;
+    private readonly RedisScriptRunner _scripts;
+    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, bool> _registered = new(StringComparer.Ordinal);
 
-    private IDatabase Db => redis.GetDatabase();
-
-    /// <summary>Connects with the settings a cache needs: start even when Redis is down, fail fast while it is.</summary>
-    public static async Task<IConnectionMultiplexer> ConnectAsync(RedisIndexOptions options)
+    /// <summary>An index on <paramref name="redis"/>, under <see cref="RedisIndexOptions.KeyPrefix"/>.</summary>
+    public RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOptions options, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var config = ConfigurationOptions.Parse(options.Configuration);
-        config.AbortOnConnectFail = false;
-        config.BacklogPolicy = BacklogPolicy.FailFast;
-        config.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
-        config.AsyncTimeout = (int)options.CommandTimeout.TotalMilliseconds;
-        config.SyncTimeout = (int)options.CommandTimeout.TotalMilliseconds;
-        config.ClientName ??= "cacheservice";
-        return await ConnectionMultiplexer.ConnectAsync(config);
+        _layout = new RedisKeyLayout(options.KeyPrefix);
+        _scripts = new RedisScriptRunner(redis, _layout);
+        _time = time;
     }
+
+    private IDatabase Db => _scripts.Db;
 
     /// <inheritdoc />
     public Task<IndexEntry?> LookupAsync(string ns, Digest key, CancellationToken cancellationToken) =>
@@ -61,7 +60,7 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
 
     private async Task<IndexEntry?> LookupAsync(string ns, Digest key, bool counted, CancellationToken cancellationToken)
     {
-        var result = await RunAsync(ns, Scripts.Lookup, [EntryCodec.Raw(key), Now(), counted ? "1" : "0"], cancellationToken);
+        var result = await _scripts.RunAsync(ns, Scripts.Lookup, [EntryCodec.Raw(key), Now(), counted ? "1" : "0"], cancellationToken);
         if (result.IsNull)
         {
             return null;
@@ -72,17 +71,24 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
-    public async Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken)
+    public Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken) =>
+        WriteEntryAsync(ns, Scripts.Commit, entry, budget, [], cancellationToken);
+
+    /// <inheritdoc />
+    public Task<CommitOutcome> PutTagAsync(string ns, string tag, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken) =>
+        WriteEntryAsync(ns, Scripts.PutTag, entry, budget, [tag], cancellationToken);
+
+    private async Task<CommitOutcome> WriteEntryAsync(string ns, string script, NewEntry entry, NamespaceBudget budget, RedisValue[] extra, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entry);
         ArgumentNullException.ThrowIfNull(budget);
         var distinct = entry with { Blobs = entry.Blobs.DistinctBy(b => b.Digest).ToList() };
-        var value = EntryCodec.Encode(distinct, time.GetUtcNow());
+        var value = EntryCodec.Encode(distinct, _time.GetUtcNow());
 
         // Registering first means the collector never misses a namespace that has entries.
         await RegisterAsync(ns, cancellationToken);
-        var parts = (RedisResult[])(await RunAsync(ns, Scripts.Commit,
-            [EntryCodec.Raw(entry.Key), value, budget.HighWatermarkBytes, budget.LowWatermarkBytes, Now(), entry.Preimage], cancellationToken))!;
+        var parts = (RedisResult[])(await _scripts.RunAsync(ns, script,
+            [EntryCodec.Raw(entry.Key), value, budget.HighWatermarkBytes, budget.LowWatermarkBytes, Now(), entry.Preimage, .. extra], cancellationToken))!;
         var status = (int)parts[0];
         if (status < 0)
         {
@@ -96,13 +102,32 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
+    public async Task<IReadOnlyList<TagEntry>> ListTagsAsync(string ns, string? after, int limit, CancellationToken cancellationToken)
+    {
+        if (limit <= 0)
+        {
+            return [];
+        }
+
+        var parts = (RedisResult[])(await _scripts.RunAsync(ns, Scripts.ListTags, [after ?? "", limit], cancellationToken))!;
+        var tags = new List<TagEntry>(parts.Length / 3);
+        for (var i = 0; i + 2 < parts.Length; i += 3)
+        {
+            var key = EntryCodec.FromRaw((byte[])parts[i + 1]!);
+            tags.Add(new TagEntry((string)parts[i]!, key, EntryCodec.Decode(key, (byte[])parts[i + 2]!, "").Layer));
+        }
+
+        return tags;
+    }
+
+    /// <inheritdoc />
     public async Task<long> DeleteAsync(string ns, IReadOnlyCollection<Digest> keys, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(keys);
         long removed = 0;
         foreach (var batch in keys.Chunk(DeleteBatchSize))
         {
-            removed += (long)await RunAsync(ns, Scripts.Delete, [Now(), .. batch.Select(k => (RedisValue)EntryCodec.Raw(k))], cancellationToken);
+            removed += (long)await _scripts.RunAsync(ns, Scripts.Delete, [Now(), .. batch.Select(k => (RedisValue)EntryCodec.Raw(k))], cancellationToken);
         }
 
         return removed;
@@ -115,7 +140,7 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
         long batch;
         do
         {
-            batch = (long)await RunAsync(ns, Scripts.DeleteBatch, [Now(), DeleteBatchSize], cancellationToken);
+            batch = (long)await _scripts.RunAsync(ns, Scripts.DeleteBatch, [Now(), DeleteBatchSize], cancellationToken);
             removed += batch;
         }
         while (batch == DeleteBatchSize);
@@ -124,48 +149,23 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     }
 
     /// <inheritdoc />
-    public async Task<long> RemoveEntriesReferencingAsync(string ns, Digest blob, CancellationToken cancellationToken)
-    {
-        var raw = EntryCodec.Raw(blob);
-        var candidates = (await ReadEntriesAsync(ns, cancellationToken))
-            .Where(e => e.Entry.Blobs.Any(b => b.Digest == blob))
-            .Select(e => (RedisValue)EntryCodec.Raw(e.Entry.Key))
-            .ToList();
-        if (candidates.Count == 0)
-        {
-            return 0;
-        }
-
-        return (long)await RunAsync(ns, Scripts.DeleteReferencing, [Now(), raw, .. candidates], cancellationToken);
-    }
-
-    /// <inheritdoc />
     public async Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken)
     {
         await RegisterAsync(ns, cancellationToken);
-        await RunAsync(ns, Scripts.RecordUsage, [delta.Lookups, delta.Hits, delta.BytesUploaded, delta.BytesDownloaded], cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public async Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken)
-    {
-        var entries = await ReadEntriesAsync(ns, cancellationToken);
-        var preimages = (await Guard(Db.HashGetAllAsync(Prefix(ns) + "pre"), cancellationToken))
-            .ToDictionary(p => EntryCodec.FromRaw((byte[])p.Name!), p => (string)p.Value!);
-        return [.. entries.Select(e => e.Entry with { Preimage = preimages.GetValueOrDefault(e.Entry.Key, "") })];
+        await _scripts.RunAsync(ns, Scripts.RecordUsage, [delta.Lookups, delta.Hits, delta.BytesUploaded, delta.BytesDownloaded], cancellationToken);
     }
 
     /// <inheritdoc />
     public async Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken)
     {
-        var members = await Guard(Db.SetMembersAsync(RegistryKey), cancellationToken);
+        var members = await RedisScriptRunner.GuardAsync(Db.SetMembersAsync(_layout.Namespaces), cancellationToken);
         return [.. members.Select(m => (string)m!).Order(StringComparer.Ordinal)];
     }
 
     /// <inheritdoc />
     public async Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken)
     {
-        var values = await Guard(Db.HashGetAsync(MetaKey(ns), UsageFields.Select(f => (RedisValue)f).ToArray()), cancellationToken);
+        var values = await RedisScriptRunner.GuardAsync(Db.HashGetAsync(_layout.MetaKey(ns), UsageFields), cancellationToken);
         long At(int i) => values[i].IsNull ? 0 : (long)values[i];
         return new NamespaceUsage(At(0), At(1), At(2), At(3), At(4), At(5), At(6));
     }
@@ -174,10 +174,9 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
     public async Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken)
     {
         var due = new List<CollectableBlob>();
-        foreach (var member in await Guard(Db.SetMembersAsync(RegistryKey), cancellationToken))
+        foreach (var ns in await ListNamespacesAsync(cancellationToken))
         {
-            var ns = (string)member!;
-            var blobs = (RedisResult[])(await RunAsync(ns, Scripts.TakeCollectable,
+            var blobs = (RedisResult[])(await _scripts.RunAsync(ns, Scripts.TakeCollectable,
                 [unreferencedSince.ToUnixTimeMilliseconds(), max - due.Count], cancellationToken))!;
             due.AddRange(blobs.Select(b => new CollectableBlob(ns, EntryCodec.FromRaw((byte[])b!))));
             if (due.Count >= max)
@@ -191,47 +190,7 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
 
     /// <inheritdoc />
     public async Task<bool> IsBlobInUseAsync(string ns, Digest blob, CancellationToken cancellationToken) =>
-        (long)await RunAsync(ns, Scripts.IsBlobInUse, [EntryCodec.Raw(blob)], cancellationToken) == 1;
-
-    /// <inheritdoc />
-    /// <remarks>Reads the namespace outside a script, so run it while the namespace is quiet.</remarks>
-    public async Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken)
-    {
-        var problems = new List<string>();
-        var entries = await ReadEntriesAsync(ns, cancellationToken);
-        var refs = await ReadReferencesAsync(ns, cancellationToken);
-        var usage = await GetUsageAsync(ns, cancellationToken);
-        var lruSize = await CountLruMembersAsync(ns, cancellationToken);
-
-        var referencing = new Dictionary<Digest, (long Count, long Size)>();
-        foreach (var (entry, _) in entries)
-        {
-            foreach (var blob in entry.Blobs)
-            {
-                referencing[blob.Digest] = (referencing.GetValueOrDefault(blob.Digest).Count + 1, blob.Size);
-            }
-        }
-
-        if (usage.Entries != entries.Count) problems.Add($"entry counter {usage.Entries} != {entries.Count} entries");
-        if (lruSize != entries.Count) problems.Add($"LRU set has {lruSize} members for {entries.Count} entries");
-        var bytes = referencing.Values.Sum(r => r.Size);
-        if (usage.StoredBytes != bytes) problems.Add($"byte counter {usage.StoredBytes} != {bytes} bytes of referenced blobs");
-        foreach (var (digest, (count, _)) in referencing)
-        {
-            var counted = refs.GetValueOrDefault(digest);
-            if (counted != count) problems.Add($"blob {digest} has reference count {counted} but {count} referencing entries");
-        }
-
-        foreach (var (digest, counted) in refs)
-        {
-            if (!referencing.ContainsKey(digest)) problems.Add($"blob {digest} has reference count {counted} but no referencing entry");
-        }
-
-        return problems;
-    }
-
-    // Every namespace that ever had an entry; outside any namespace's slot.
-    private RedisKey RegistryKey => options.KeyPrefix + "namespaces";
+        (long)await _scripts.RunAsync(ns, Scripts.IsBlobInUse, [EntryCodec.Raw(blob)], cancellationToken) == 1;
 
     // Adds the namespace to the registry the collector and the status sampler walk. The registry
     // lives outside the namespace's slot, so it cannot join a script; it is written once per
@@ -243,94 +202,9 @@ public sealed class RedisLayerIndex(IConnectionMultiplexer redis, RedisIndexOpti
             return;
         }
 
-        await Guard(Db.SetAddAsync(RegistryKey, ns), cancellationToken);
+        await RedisScriptRunner.GuardAsync(Db.SetAddAsync(_layout.Namespaces, ns), cancellationToken);
         _registered[ns] = true;
     }
 
-    private string Prefix(string ns) => $"{options.KeyPrefix}{{{ns}}}:";
-
-    private RedisKey MetaKey(string ns) => Prefix(ns) + "m";
-
-    private RedisValue Now() => time.GetUtcNow().ToUnixTimeMilliseconds();
-
-    // EVALSHA first: the scripts are a few KB each, and sending their text with every lookup
-    // costs more than running them. A node that does not know a script yet (new, restarted,
-    // another cluster master) answers NOSCRIPT, and EVAL teaches it.
-    private async Task<RedisResult> RunAsync(string ns, string script, RedisValue[] args, CancellationToken cancellationToken)
-    {
-        RedisKey[] keys = [MetaKey(ns)];
-        RedisValue[] values = [Prefix(ns), .. args];
-        try
-        {
-            return await Guard(Db.ScriptEvaluateAsync(Scripts.Sha1(script), keys, values), cancellationToken);
-        }
-        catch (RedisServerException e) when (e.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-        {
-            return await Guard(Db.ScriptEvaluateAsync(script, keys, values), cancellationToken);
-        }
-    }
-
-    // Reads every entry bucket of a namespace, pipelined, without blocking Redis in a script.
-    private async Task<List<(IndexEntry Entry, byte[] Raw)>> ReadEntriesAsync(string ns, CancellationToken cancellationToken)
-    {
-        var found = new List<(IndexEntry, byte[])>();
-        foreach (var bucket in await ReadBucketsAsync(ns, "e:", cancellationToken))
-        {
-            foreach (var field in bucket)
-            {
-                var raw = (byte[])field.Name!;
-                found.Add((EntryCodec.Decode(EntryCodec.FromRaw(raw), (byte[])field.Value!, ""), raw));
-            }
-        }
-
-        return found;
-    }
-
-    private async Task<long> CountLruMembersAsync(string ns, CancellationToken cancellationToken)
-    {
-        var prefix = Prefix(ns) + "l:";
-        var counts = Enumerable.Range(0, BucketCount)
-            .Select(b => Db.SortedSetLengthAsync(prefix + b.ToString("x3", CultureInfo.InvariantCulture)))
-            .ToList();
-        return (await Guard(Task.WhenAll(counts), cancellationToken)).Sum();
-    }
-
-    private async Task<Dictionary<Digest, long>> ReadReferencesAsync(string ns, CancellationToken cancellationToken) =>
-        (await ReadBucketsAsync(ns, "r:", cancellationToken))
-            .SelectMany(b => b)
-            .ToDictionary(f => EntryCodec.FromRaw((byte[])f.Name!), f => (long)f.Value);
-
-    private async Task<HashEntry[][]> ReadBucketsAsync(string ns, string kind, CancellationToken cancellationToken)
-    {
-        var prefix = Prefix(ns) + kind;
-        var reads = Enumerable.Range(0, BucketCount)
-            .Select(b => Db.HashGetAllAsync(prefix + b.ToString("x3", CultureInfo.InvariantCulture)))
-            .ToList();
-        return await Guard(Task.WhenAll(reads), cancellationToken);
-    }
-
-    // Maps Redis outages to BackendUnavailableException and honours the caller's cancellation
-    // (StackExchange.Redis commands take no token; their own timeout bounds them anyway).
-    private static async Task<T> Guard<T>(Task<T> command, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await command.WaitAsync(cancellationToken);
-        }
-        catch (Exception e) when (IsOutage(e))
-        {
-            throw new BackendUnavailableException("index", e);
-        }
-    }
-
-    private static bool IsOutage(Exception e) => e switch
-    {
-        RedisConnectionException or RedisTimeoutException => true,
-        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
-            || server.Message.StartsWith("CLUSTERDOWN", StringComparison.Ordinal)
-            || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
-            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
-            || server.Message.StartsWith("READONLY", StringComparison.Ordinal),
-        _ => false,
-    };
+    private RedisValue Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 }

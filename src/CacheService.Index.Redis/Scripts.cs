@@ -1,34 +1,26 @@
+using L = CacheService.Index.Redis.RedisKeyLayout;
+using C = CacheService.Index.Redis.EntryCodec;
+
 namespace CacheService.Index.Redis;
 
 /// <summary>
-/// The Lua scripts that make every multi-key change of a namespace atomic.
+/// The Lua scripts that make every multi-key change of a namespace atomic. Key names
+/// (<see cref="RedisKeyLayout"/>) and entry byte offsets (<see cref="EntryCodec"/>) are
+/// interpolated from the C# constants, so neither is written twice.
 /// </summary>
 /// <remarks>
-/// <para>Key layout per namespace <c>ns</c>, all under one hash tag so a namespace lives in one
-/// Redis Cluster slot and a script may touch any of its keys:</para>
-/// <code>
-/// {p}m            hash    clock, entries, bytes, evictions, lookups, hits, up, down
-/// {p}e:&lt;bbb&gt;      hash    entry buckets: raw 32-byte key -> EntryCodec value
-/// {p}l:&lt;bbb&gt;      zset    LRU buckets: raw key, scored by the logical clock of its last use
-/// {p}lrumin       zset    bucket id (bbb), scored by the lowest score in that LRU bucket
-/// {p}r:&lt;bbb&gt;      hash    reference buckets: raw 32-byte blob digest -> reference count
-/// {p}gc           zset    unreferenced blobs, scored by when (ms) their last reference went
-/// {p}pre          hash    raw key -> preimage JSON, only for keys committed with their inputs
-/// </code>
-/// <para>where <c>{p}</c> is <c>&lt;prefix&gt;{ns}:</c> and <c>bbb</c> is the first 12 bits of the raw
-/// key or digest in hex. Bucketing keeps each hash and sorted set small enough for Redis's
-/// compact listpack encoding (with <c>hash-max-listpack-value</c> &gt;= 128), which is what keeps an
-/// entry under 300 bytes; one big sorted set for the LRU alone would cost ~136 bytes an entry.
-/// The LRU stays exact: the oldest entry is the lowest member of the bucket that
-/// <c>lrumin</c> ranks first, and every change to a bucket refreshes its rank there.</para>
-/// <para>Every script gets the namespace's meta key as KEYS[1] (so clients route it to the right
-/// slot) and the key prefix as ARGV[1]; the other keys are derived inside the script and share
-/// the slot. Numbers passed back to Redis go through <c>int()</c> because Lua 5.1 would print
-/// large doubles in exponent notation.</para>
+/// Every script gets the namespace's meta key as KEYS[1] (so clients route it to the right slot)
+/// and the key prefix as ARGV[1]; the other keys are derived inside the script and share the
+/// slot. Numbers passed back to Redis go through <c>int()</c> because Lua 5.1 would print large
+/// doubles in exponent notation. Lua strings are 1-based, hence the <c>+ 1</c> on every offset.
 /// </remarks>
 internal static class Scripts
 {
-    private const string Prelude = """
+    // The last-access and hits doubles are rewritten together by a lookup.
+    private const int TouchedFrom = C.LastAccessAt;
+    private const int TouchedTo = C.HitsAt + 8;
+
+    private static readonly string Prelude = $$"""
         local p = ARGV[1]
         local meta = KEYS[1]
         local function int(x) return string.format('%.0f', x) end
@@ -36,84 +28,121 @@ internal static class Scripts
           local a, b = string.byte(raw, 1, 2)
           return string.format('%03x', a * 16 + math.floor(b / 16))
         end
+        local function layer_digest(v) return string.sub(v, {{C.DigestAt + 1}}, {{C.DigestAt + C.DigestLength}}) end
         local function blobs(v)
-          local n = string.byte(v, 98) * 256 + string.byte(v, 99)
+          local n = string.byte(v, {{C.CountAt + 1}}) * 256 + string.byte(v, {{C.CountAt + 2}})
           if n == 0 then
-            return { { string.sub(v, 34, 65), (struct.unpack('>d', v, 26)) } }
+            return { { layer_digest(v), (struct.unpack('>d', v, {{C.SizeAt + 1}})) } }
           end
           local list = {}
           for i = 0, n - 1 do
-            local at = 100 + i * 40
-            list[#list + 1] = { string.sub(v, at, at + 31), (struct.unpack('>d', v, at + 32)) }
+            local at = {{C.FixedLength + 1}} + i * {{C.BlobStride}}
+            list[#list + 1] = { string.sub(v, at, at + {{C.DigestLength - 1}}), (struct.unpack('>d', v, at + {{C.DigestLength}})) }
           end
           return list
         end
         local function add_ref(d, size)
-          if redis.call('HINCRBY', p .. 'r:' .. bucket(d), d, 1) == 1 then
+          if redis.call('HINCRBY', p .. '{{L.References}}' .. bucket(d), d, 1) == 1 then
             redis.call('HINCRBY', meta, 'bytes', int(size))
-            redis.call('ZREM', p .. 'gc', d)
+            redis.call('ZREM', p .. '{{L.Collectable}}', d)
           end
         end
         local function drop_ref(d, size, now)
-          local rb = p .. 'r:' .. bucket(d)
+          local rb = p .. '{{L.References}}' .. bucket(d)
           if redis.call('HINCRBY', rb, d, -1) <= 0 then
             redis.call('HDEL', rb, d)
             redis.call('HINCRBY', meta, 'bytes', int(-size))
-            redis.call('ZADD', p .. 'gc', now, d)
+            redis.call('ZADD', p .. '{{L.Collectable}}', now, d)
           end
         end
         local function lru_rank(b)
-          local lowest = redis.call('ZRANGE', p .. 'l:' .. b, 0, 0, 'WITHSCORES')
+          local lowest = redis.call('ZRANGE', p .. '{{L.Lru}}' .. b, 0, 0, 'WITHSCORES')
           if lowest[1] then
-            redis.call('ZADD', p .. 'lrumin', lowest[2], b)
+            redis.call('ZADD', p .. '{{L.LruMin}}', lowest[2], b)
           else
-            redis.call('ZREM', p .. 'lrumin', b)
+            redis.call('ZREM', p .. '{{L.LruMin}}', b)
           end
         end
         local function lru_touch(key)
           local b = bucket(key)
-          redis.call('ZADD', p .. 'l:' .. b, redis.call('HINCRBY', meta, 'clock', 1), key)
+          redis.call('ZADD', p .. '{{L.Lru}}' .. b, redis.call('HINCRBY', meta, 'clock', 1), key)
           lru_rank(b)
         end
         local function lru_oldest(skip)
-          local buckets = redis.call('ZRANGE', p .. 'lrumin', 0, 1)
+          local buckets = redis.call('ZRANGE', p .. '{{L.LruMin}}', 0, 1)
           for _, b in ipairs(buckets) do
-            local keys = redis.call('ZRANGE', p .. 'l:' .. b, 0, 1)
+            local keys = redis.call('ZRANGE', p .. '{{L.Lru}}' .. b, 0, 1)
             for _, k in ipairs(keys) do
               if k ~= skip then return k end
             end
           end
           return nil
         end
+        local function untag(key)
+          local t = redis.call('HGET', p .. '{{L.TagOf}}', key)
+          if t then
+            redis.call('HDEL', p .. '{{L.TagOf}}', key)
+            redis.call('HDEL', p .. '{{L.TagKeys}}', t)
+            redis.call('ZREM', p .. '{{L.Tags}}', t)
+          end
+        end
         local function remove_entry(key, now)
-          local eb = p .. 'e:' .. bucket(key)
+          local eb = p .. '{{L.Entries}}' .. bucket(key)
           local v = redis.call('HGET', eb, key)
           if not v then return false end
           redis.call('HDEL', eb, key)
-          redis.call('ZREM', p .. 'l:' .. bucket(key), key)
+          redis.call('ZREM', p .. '{{L.Lru}}' .. bucket(key), key)
           lru_rank(bucket(key))
-          redis.call('HDEL', p .. 'pre', key)
+          redis.call('HDEL', p .. '{{L.Preimages}}', key)
+          untag(key)
           for _, b in ipairs(blobs(v)) do drop_ref(b[1], b[2], now) end
           redis.call('HINCRBY', meta, 'entries', -1)
           return true
         end
+        local function own_bytes(v)
+          local own = 0
+          for _, b in ipairs(blobs(v)) do own = own + b[2] end
+          return own
+        end
+        -- Stores an entry whose key is free, then evicts least recently used entries (never this
+        -- one) down to the low watermark once the namespace is above the high one.
+        local function insert(key, value, preimage, high, low, now)
+          redis.call('HSET', p .. '{{L.Entries}}' .. bucket(key), key, value)
+          lru_touch(key)
+          if preimage ~= '' then redis.call('HSET', p .. '{{L.Preimages}}', key, preimage) end
+          for _, b in ipairs(blobs(value)) do add_ref(b[1], b[2]) end
+          redis.call('HINCRBY', meta, 'entries', 1)
+          local result = { 1, value, preimage }
+          if tonumber(redis.call('HGET', meta, 'bytes')) > high then
+            local evicted = 0
+            while tonumber(redis.call('HGET', meta, 'bytes')) > low do
+              local victim = lru_oldest(key)
+              if not victim then break end
+              remove_entry(victim, now)
+              result[#result + 1] = victim
+              evicted = evicted + 1
+            end
+            redis.call('HINCRBY', meta, 'evictions', evicted)
+          end
+          return result
+        end
 
         """;
 
-    /// <summary>ARGV: prefix, key, now (ms). Returns nil, or {value, preimage} after moving recency and counting the hit.</summary>
-    public const string Lookup = Prelude + """
+    /// <summary>ARGV: prefix, key, now (ms), counted (1/0). Returns nil, or {value, preimage} after moving recency and counting the hit.</summary>
+    public static readonly string Lookup = Prelude + $$"""
         local key = ARGV[2]
         local counted = ARGV[4] == '1'
-        local eb = p .. 'e:' .. bucket(key)
+        local eb = p .. '{{L.Entries}}' .. bucket(key)
         local v = redis.call('HGET', eb, key)
         if counted then redis.call('HINCRBY', meta, 'lookups', 1) end
         if not v then return false end
         if counted then redis.call('HINCRBY', meta, 'hits', 1) end
         lru_touch(key)
-        local hits = struct.unpack('>d', v, 18)
-        v = string.sub(v, 1, 9) .. struct.pack('>dd', tonumber(ARGV[3]), hits + 1) .. string.sub(v, 26)
+        local hits = struct.unpack('>d', v, {{C.HitsAt + 1}})
+        v = string.sub(v, 1, {{TouchedFrom}}) .. struct.pack('>dd', tonumber(ARGV[3]), hits + 1) .. string.sub(v, {{TouchedTo + 1}})
         redis.call('HSET', eb, key, v)
-        return { v, redis.call('HGET', p .. 'pre', key) or '' }
+        return { v, redis.call('HGET', p .. '{{L.Preimages}}', key) or '' }
         """;
 
     /// <summary>
@@ -122,38 +151,56 @@ internal static class Scripts
     /// {1, value, preimage, evicted keys...} when stored. Eviction runs in the same script, so the
     /// budget, the references and the entries never disagree.
     /// </summary>
-    public const string Commit = Prelude + """
-        local key, value, now = ARGV[2], ARGV[3], ARGV[6]
-        local high, low = tonumber(ARGV[4]), tonumber(ARGV[5])
-        local eb = p .. 'e:' .. bucket(key)
-        local existing = redis.call('HGET', eb, key)
-        if existing then return { 0, existing, redis.call('HGET', p .. 'pre', key) or '' } end
-        local list = blobs(value)
-        local own = 0
-        for _, b in ipairs(list) do own = own + b[2] end
-        if own > high then return { -1 } end
-        redis.call('HSET', eb, key, value)
-        lru_touch(key)
-        if ARGV[7] ~= '' then redis.call('HSET', p .. 'pre', key, ARGV[7]) end
-        for _, b in ipairs(list) do add_ref(b[1], b[2]) end
-        redis.call('HINCRBY', meta, 'entries', 1)
-        local result = { 1, value, ARGV[7] }
-        if tonumber(redis.call('HGET', meta, 'bytes')) > high then
-          local evicted = 0
-          while tonumber(redis.call('HGET', meta, 'bytes')) > low do
-            local victim = lru_oldest(key)
-            if not victim then break end
-            remove_entry(victim, now)
-            result[#result + 1] = victim
-            evicted = evicted + 1
-          end
-          redis.call('HINCRBY', meta, 'evictions', evicted)
+    public static readonly string Commit = Prelude + $$"""
+        local key, value = ARGV[2], ARGV[3]
+        local existing = redis.call('HGET', p .. '{{L.Entries}}' .. bucket(key), key)
+        if existing then return { 0, existing, redis.call('HGET', p .. '{{L.Preimages}}', key) or '' } end
+        if own_bytes(value) > tonumber(ARGV[4]) then return { -1 } end
+        return insert(key, value, ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+        """;
+
+    /// <summary>
+    /// ARGV: prefix, key, value, high watermark, low watermark, now (ms), preimage, tag. Points the
+    /// tag at the entry, replacing whatever entry the key had, in this one script (a reader never
+    /// sees the tag missing). Returns as <see cref="Commit"/>; {0, ...} when the tag already points
+    /// at the same layer.
+    /// </summary>
+    public static readonly string PutTag = Prelude + $$"""
+        local key, value, tag = ARGV[2], ARGV[3], ARGV[8]
+        local existing = redis.call('HGET', p .. '{{L.Entries}}' .. bucket(key), key)
+        local result
+        if existing and layer_digest(existing) == layer_digest(value) then
+          result = { 0, existing, redis.call('HGET', p .. '{{L.Preimages}}', key) or '' }
+        else
+          if own_bytes(value) > tonumber(ARGV[4]) then return { -1 } end
+          if existing then remove_entry(key, ARGV[6]) end
+          result = insert(key, value, ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
         end
+        redis.call('ZADD', p .. '{{L.Tags}}', 0, tag)
+        redis.call('HSET', p .. '{{L.TagKeys}}', tag, key)
+        redis.call('HSET', p .. '{{L.TagOf}}', key, tag)
         return result
         """;
 
+    /// <summary>ARGV: prefix, after ('' from the first), limit. Returns tag, raw key, value triples in tag order.</summary>
+    public static readonly string ListTags = Prelude + $$"""
+        local from = ARGV[2] == '' and '-' or ('(' .. ARGV[2])
+        local tags = redis.call('ZRANGEBYLEX', p .. '{{L.Tags}}', from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
+        local out = {}
+        for _, t in ipairs(tags) do
+          local k = redis.call('HGET', p .. '{{L.TagKeys}}', t)
+          local v = k and redis.call('HGET', p .. '{{L.Entries}}' .. bucket(k), k)
+          if v then
+            out[#out + 1] = t
+            out[#out + 1] = k
+            out[#out + 1] = v
+          end
+        end
+        return out
+        """;
+
     /// <summary>ARGV: prefix, now (ms), keys... Returns how many were removed.</summary>
-    public const string Delete = Prelude + """
+    public static readonly string Delete = Prelude + """
         local n = 0
         for i = 3, #ARGV do
           if remove_entry(ARGV[i], ARGV[2]) then n = n + 1 end
@@ -162,7 +209,7 @@ internal static class Scripts
         """;
 
     /// <summary>ARGV: prefix, now (ms), batch size. Removes up to a batch of entries; returns how many.</summary>
-    public const string DeleteBatch = Prelude + """
+    public static readonly string DeleteBatch = Prelude + """
         local n = 0
         while n < tonumber(ARGV[3]) do
           local victim = lru_oldest(nil)
@@ -174,10 +221,10 @@ internal static class Scripts
         """;
 
     /// <summary>ARGV: prefix, now (ms), blob, keys... Removes those keys that still reference the blob.</summary>
-    public const string DeleteReferencing = Prelude + """
+    public static readonly string DeleteReferencing = Prelude + $$"""
         local n = 0
         for i = 4, #ARGV do
-          local v = redis.call('HGET', p .. 'e:' .. bucket(ARGV[i]), ARGV[i])
+          local v = redis.call('HGET', p .. '{{L.Entries}}' .. bucket(ARGV[i]), ARGV[i])
           if v then
             for _, b in ipairs(blobs(v)) do
               if b[1] == ARGV[3] then
@@ -192,20 +239,20 @@ internal static class Scripts
         """;
 
     /// <summary>ARGV: prefix, cutoff (ms), max. Pops due blobs off the queue; returns those still unreferenced.</summary>
-    public const string TakeCollectable = Prelude + """
-        local due = redis.call('ZRANGEBYSCORE', p .. 'gc', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+    public static readonly string TakeCollectable = Prelude + $$"""
+        local due = redis.call('ZRANGEBYSCORE', p .. '{{L.Collectable}}', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
         local out = {}
         for _, d in ipairs(due) do
-          redis.call('ZREM', p .. 'gc', d)
-          if not redis.call('HGET', p .. 'r:' .. bucket(d), d) then out[#out + 1] = d end
+          redis.call('ZREM', p .. '{{L.Collectable}}', d)
+          if not redis.call('HGET', p .. '{{L.References}}' .. bucket(d), d) then out[#out + 1] = d end
         end
         return out
         """;
 
     /// <summary>ARGV: prefix, blob. Returns 1 when an entry references the blob or it waits in the collection queue.</summary>
-    public const string IsBlobInUse = Prelude + """
+    public static readonly string IsBlobInUse = Prelude + $$"""
         local d = ARGV[2]
-        if redis.call('HGET', p .. 'r:' .. bucket(d), d) or redis.call('ZSCORE', p .. 'gc', d) then return 1 end
+        if redis.call('HGET', p .. '{{L.References}}' .. bucket(d), d) or redis.call('ZSCORE', p .. '{{L.Collectable}}', d) then return 1 end
         return 0
         """;
 

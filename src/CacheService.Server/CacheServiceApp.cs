@@ -56,13 +56,6 @@ public static class CacheServiceApp
     }
 }
 
-internal static partial class Log
-{
-    // Scripts read this line to learn the ports when the server was asked for port 0.
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "CacheService listening: grpc={GrpcPort} http={HttpPort} data={DataDirectory}")]
-    public static partial void Listening(ILogger logger, int grpcPort, int httpPort, string dataDirectory);
-}
-
 /// <summary>The two endpoints the server listens on, with their real ports once it has started.</summary>
 public sealed class ServerEndpoints
 {

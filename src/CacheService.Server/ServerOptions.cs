@@ -46,16 +46,36 @@ public sealed class StorageOptions
     public string DataDirectory { get; set; } = ".cacheservice";
 
     /// <summary>Index engine: <c>sqlite</c> (embedded, in <see cref="DataDirectory"/>) or <c>redis</c> (see <c>CacheService:Redis</c>). Default <c>sqlite</c>.</summary>
-    public string IndexEngine { get; set; } = "sqlite";
+    public IndexEngine IndexEngine { get; set; } = IndexEngine.Sqlite;
 
     /// <summary>Blob engine: <c>filesystem</c> (embedded, in <see cref="DataDirectory"/>) or <c>s3</c> (see <c>CacheService:S3</c>). Default <c>filesystem</c>.</summary>
-    public string BlobEngine { get; set; } = "filesystem";
+    public BlobEngine BlobEngine { get; set; } = BlobEngine.FileSystem;
 
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
         if (string.IsNullOrWhiteSpace(DataDirectory)) yield return "DataDirectory is required";
-        if (IndexEngine is not ("sqlite" or "redis")) yield return "IndexEngine must be 'sqlite' or 'redis'";
-        if (BlobEngine is not ("filesystem" or "s3")) yield return "BlobEngine must be 'filesystem' or 's3'";
+        if (!Enum.IsDefined(IndexEngine)) yield return "IndexEngine must be 'sqlite' or 'redis'";
+        if (!Enum.IsDefined(BlobEngine)) yield return "BlobEngine must be 'filesystem' or 's3'";
     }
+}
+
+/// <summary>Where the key index lives. Configuration names them case-insensitively (<c>sqlite</c>, <c>redis</c>).</summary>
+public enum IndexEngine
+{
+    /// <summary>Embedded: one SQLite file in the data directory.</summary>
+    Sqlite,
+
+    /// <summary>Redis or Redis Cluster, shared by any number of replicas.</summary>
+    Redis,
+}
+
+/// <summary>Where blobs live. Configuration names them case-insensitively (<c>filesystem</c>, <c>s3</c>).</summary>
+public enum BlobEngine
+{
+    /// <summary>Embedded: files in the data directory.</summary>
+    FileSystem,
+
+    /// <summary>An S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2).</summary>
+    S3,
 }

@@ -2,9 +2,14 @@ using CacheService.Blobs.FileSystem;
 using CacheService.Blobs.S3;
 using CacheService.Core;
 using CacheService.Core.Blobs;
+using CacheService.Core.Commits;
 using CacheService.Core.Index;
+using CacheService.Core.Keys;
+using CacheService.Core.Lookups;
+using CacheService.Core.Observation;
 using CacheService.Core.Options;
 using CacheService.Core.Registry;
+using CacheService.Core.Transfers;
 using CacheService.Index.Redis;
 using CacheService.Index.Sqlite;
 using CacheService.Server.Hosting;
@@ -14,18 +19,14 @@ using CacheService.Server.Rpc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using Polly;
-using Polly.CircuitBreaker;
 using Polly.Registry;
-using Polly.Retry;
-using StackExchange.Redis;
 
 namespace CacheService.Server;
 
-/// <summary>Registers the cache and its transport.</summary>
+/// <summary>Registers the cache and its transports.</summary>
 public static class ServiceCollectionExtensions
 {
-    /// <summary>Adds options (bound and validated at start), the storage engines, the cache, gRPC, health and the blob collector.</summary>
+    /// <summary>Adds options (bound and validated at start), the storage engines, the core, gRPC, the registry API, health and background work.</summary>
     public static IServiceCollection AddCacheService(this IServiceCollection services)
     {
         AddValidatedOptions<ServerOptions>(services, ServerOptions.Section, o => o.Validate());
@@ -33,53 +34,89 @@ public static class ServiceCollectionExtensions
         AddValidatedOptions<LimitsOptions>(services, LimitsOptions.Section, o => o.Validate());
         AddValidatedOptions<EvictionOptions>(services, EvictionOptions.Section, o => o.Validate());
         AddValidatedOptions<ObservabilityOptions>(services, ObservabilityOptions.Section, o => o.Validate());
-
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
-        services.AddOptions<RedisIndexOptions>().BindConfiguration(RedisIndexOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<RedisIndexOptions>>(sp => new EngineValidator<RedisIndexOptions>(
-            RedisIndexOptions.Section, () => Storage(sp).IndexEngine == "redis", o => o.Validate()));
-        services.TryAddSingleton<IConnectionMultiplexer>(sp =>
-            RedisLayerIndex.ConnectAsync(sp.GetRequiredService<IOptions<RedisIndexOptions>>().Value).GetAwaiter().GetResult());
+
+        AddEngines(services);
+        AddCore(services);
+        AddBackgroundWork(services);
+        AddTransports(services);
+        return services;
+    }
+
+    // Every engine registers itself; configuration picks one of each, and only the picked one's
+    // settings are validated.
+    private static void AddEngines(IServiceCollection services)
+    {
+        services.AddSqliteLayerIndex(sp => Path.Combine(Storage(sp).DataDirectory, "index.db"));
+        services.AddRedisLayerIndex();
+        services.AddFileSystemBlobStore(sp => Path.Combine(Storage(sp).DataDirectory, "blobs"));
+        services.AddS3BlobStore();
+        AddEngineValidation<RedisIndexOptions>(services, RedisIndexOptions.Section, sp => Storage(sp).IndexEngine == IndexEngine.Redis, o => o.Validate());
+        AddEngineValidation<S3BlobOptions>(services, S3BlobOptions.Section, sp => Storage(sp).BlobEngine == BlobEngine.S3, o => o.Validate());
+
         services.TryAddSingleton<ILayerIndex>(sp => Storage(sp).IndexEngine switch
         {
-            "redis" => new RedisLayerIndex(
-                sp.GetRequiredService<IConnectionMultiplexer>(),
-                sp.GetRequiredService<IOptions<RedisIndexOptions>>().Value,
-                sp.GetRequiredService<TimeProvider>()),
-            _ => new SqliteLayerIndex(Path.Combine(Storage(sp).DataDirectory, "index.db"), sp.GetRequiredService<TimeProvider>()),
+            IndexEngine.Redis => sp.GetRequiredService<RedisLayerIndex>(),
+            _ => sp.GetRequiredService<SqliteLayerIndex>(),
         });
-        AddBlobStore(services);
-        services.TryAddSingleton(sp => new LayerCache(
+        ResilientBlobStore.AddPipelines(services);
+        services.TryAddSingleton<IBlobStore>(sp =>
+        {
+            IBlobStore engine = Storage(sp).BlobEngine switch
+            {
+                BlobEngine.S3 => sp.GetRequiredService<S3BlobStore>(),
+                _ => sp.GetRequiredService<FileSystemBlobStore>(),
+            };
+            var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();
+            return new ResilientBlobStore(engine, pipelines.GetPipeline(ResilientBlobStore.IdempotentPipeline), pipelines.GetPipeline(ResilientBlobStore.UploadPipeline));
+        });
+        services.AddHostedService<BucketSetupService>();
+    }
+
+    // The core's services share one set of observed stores; the observer is the metrics.
+    private static void AddCore(IServiceCollection services)
+    {
+        services.TryAddSingleton<CacheMetrics>();
+        services.TryAddSingleton<ICacheObserver, MetricsObserver>();
+        services.TryAddSingleton(sp => new CacheBackends(
             sp.GetRequiredService<ILayerIndex>(),
             sp.GetRequiredService<IBlobStore>(),
-            sp.GetRequiredService<IOptions<LimitsOptions>>().Value,
-            Eviction(sp),
-            Storage(sp).BlobEngine == "s3" && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer
+            sp.GetRequiredService<ICacheObserver>(),
+            Storage(sp).BlobEngine == BlobEngine.S3 && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer
                 ? sp.GetRequiredService<S3BlobStore>()
                 : null));
+        services.TryAddSingleton(sp => new KeyDerivation(Limits(sp)));
+        services.TryAddSingleton(sp => new CacheLookups(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<KeyDerivation>(), Limits(sp)));
+        services.TryAddSingleton(sp => new LayerCommits(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<KeyDerivation>(), Eviction(sp)));
+        services.TryAddSingleton(sp => new LayerTransfers(sp.GetRequiredService<CacheBackends>(), Limits(sp)));
+        services.TryAddSingleton(sp => new DirectTransfers(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<LayerTransfers>()));
+        services.TryAddSingleton(sp => new NamespaceAdministration(sp.GetRequiredService<CacheBackends>(), Eviction(sp)));
         services.TryAddSingleton(sp => new OciRegistry(
-            sp.GetRequiredService<LayerCache>(), sp.GetRequiredService<ILayerIndex>(), sp.GetRequiredService<IBlobStore>(), Eviction(sp)));
-        services.TryAddSingleton<UploadSessions>();
-        services.TryAddSingleton<BlobCollector>();
-        services.TryAddSingleton<OrphanSweeper>();
-        services.AddSingleton<IHostedService>(sp => new PeriodicBlobWork(
-            "blob collection",
-            () => Eviction(sp).CollectionInterval,
-            ct => sp.GetRequiredService<BlobCollector>().CollectOnceAsync(Eviction(sp).BlobGracePeriod, ct),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<PeriodicBlobWork>>()));
-        services.AddSingleton<IHostedService>(sp => new PeriodicBlobWork(
-            "orphan sweep",
-            () => Eviction(sp).OrphanSweepInterval,
-            ct => sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<PeriodicBlobWork>>()));
+            sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<CacheLookups>(), sp.GetRequiredService<LayerCommits>(), sp.GetRequiredService<LayerTransfers>()));
+        services.TryAddSingleton(sp => new BlobCollector(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new OrphanSweeper(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new NamespaceSampler(
+            sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
+    }
 
-        services.TryAddSingleton<CacheMetrics>();
-        services.TryAddSingleton<NamespaceSampler>();
-        services.AddHostedService(sp => sp.GetRequiredService<NamespaceSampler>());
+    // Each loop survives any failure but shutdown (PeriodicWork).
+    private static void AddBackgroundWork(IServiceCollection services)
+    {
+        AddPeriodicWork(services, "blob collection", runAtStart: false, sp => Eviction(sp).CollectionInterval,
+            sp => ct => sp.GetRequiredService<BlobCollector>().CollectOnceAsync(Eviction(sp).BlobGracePeriod, ct));
+        AddPeriodicWork(services, "orphan sweep", runAtStart: false, sp => Eviction(sp).OrphanSweepInterval,
+            sp => ct => sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct));
+        AddPeriodicWork(services, "namespace sample", runAtStart: true, sp => sp.GetRequiredService<IOptions<ObservabilityOptions>>().Value.SampleInterval,
+            sp => async ct =>
+            {
+                await sp.GetRequiredService<NamespaceSampler>().SampleOnceAsync(ct);
+                return 0;
+            });
+    }
 
+    private static void AddTransports(IServiceCollection services)
+    {
         services.AddGrpc(grpc =>
         {
             // Outermost first: the timing sees the status code the error mapping chose.
@@ -90,6 +127,8 @@ public static class ServiceCollectionExtensions
         services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<ServerOptions>>((grpc, server) => grpc.MaxReceiveMessageSize = server.Value.MaxMessageBytes);
         services.AddGrpcReflection();
+        services.TryAddSingleton<UploadSessions>();
+        services.TryAddSingleton<RegistryHandler>();
         services.AddGrpcHealthChecks(health =>
             {
                 // Service "" is readiness (the index and the blob store answer); service
@@ -100,100 +139,41 @@ public static class ServiceCollectionExtensions
             .AddCheck("process", () => HealthCheckResult.Healthy(), tags: [StatusEndpoints.LivenessTag])
             .AddCheck<IndexHealthCheck>("index", tags: [StatusEndpoints.ReadinessTag])
             .AddCheck<BlobStoreHealthCheck>("blobs", tags: [StatusEndpoints.ReadinessTag]);
-        return services;
     }
 
-    // The blob engine, wrapped in retries, timeouts and a circuit breaker (named Polly pipelines).
-    private static void AddBlobStore(IServiceCollection services)
-    {
-        services.AddOptions<S3BlobOptions>().BindConfiguration(S3BlobOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<S3BlobOptions>>(sp => new EngineValidator<S3BlobOptions>(
-            S3BlobOptions.Section, () => Storage(sp).BlobEngine == "s3", o => o.Validate()));
-        services.TryAddSingleton(sp =>
-        {
-            var options = sp.GetRequiredService<IOptions<S3BlobOptions>>().Value;
-            // Layers take as long as they take; connecting must not. Per-call limits come from
-            // the resilience pipelines and the callers' deadlines.
-            var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2), PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
-            {
-                Timeout = Timeout.InfiniteTimeSpan,
-            };
-            return new S3BlobStore(S3BlobStore.CreateClient(options), http, options);
-        });
-        // Retry delays, timeouts and breaks follow the wall clock, not the injected TimeProvider:
-        // they pace real network calls, while the injected clock governs cache semantics (grace
-        // periods, recency) that tests move by hand. Polly would otherwise take the injected one.
-        services.AddResiliencePipeline(ResilientBlobStore.IdempotentPipeline, pipeline => WallClock(pipeline)
-            .AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
-                MaxRetryAttempts = 2,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                Delay = TimeSpan.FromMilliseconds(100),
-            })
-            .AddCircuitBreaker(BlobCircuitBreaker())
-            .AddTimeout(TimeSpan.FromSeconds(10)));
-        services.AddResiliencePipeline(ResilientBlobStore.UploadPipeline, pipeline => WallClock(pipeline).AddCircuitBreaker(BlobCircuitBreaker()));
-        services.TryAddSingleton<IBlobStore>(sp =>
-        {
-            IBlobStore store = Storage(sp).BlobEngine == "s3"
-                ? sp.GetRequiredService<S3BlobStore>()
-                : new FileSystemBlobStore(Path.Combine(Storage(sp).DataDirectory, "blobs"));
-            var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();
-            return new ResilientBlobStore(store, pipelines.GetPipeline(ResilientBlobStore.IdempotentPipeline), pipelines.GetPipeline(ResilientBlobStore.UploadPipeline));
-        });
-        services.AddHostedService<BucketSetupService>();
-    }
-
-    private static ResiliencePipelineBuilder WallClock(ResiliencePipelineBuilder pipeline)
-    {
-        pipeline.TimeProvider = TimeProvider.System;
-        return pipeline;
-    }
-
-    // Opens after half the calls of a 10-second window fail (at least 8 calls) and lets one
-    // call through after 5 seconds to see whether the store is back.
-    private static CircuitBreakerStrategyOptions BlobCircuitBreaker() => new()
-    {
-        ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
-        FailureRatio = 0.5,
-        MinimumThroughput = 8,
-        SamplingDuration = TimeSpan.FromSeconds(10),
-        BreakDuration = TimeSpan.FromSeconds(5),
-    };
+    private static void AddPeriodicWork(
+        IServiceCollection services, string name, bool runAtStart, Func<IServiceProvider, TimeSpan> interval, Func<IServiceProvider, Func<CancellationToken, Task<int>>> work) =>
+        services.AddSingleton<IHostedService>(sp => new PeriodicWork(
+            name, () => interval(sp), work(sp), runAtStart, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeriodicWork>>()));
 
     private static StorageOptions Storage(IServiceProvider sp) => sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+
+    private static LimitsOptions Limits(IServiceProvider sp) => sp.GetRequiredService<IOptions<LimitsOptions>>().Value;
 
     private static EvictionOptions Eviction(IServiceProvider sp) => sp.GetRequiredService<IOptions<EvictionOptions>>().Value;
 
     private static void AddValidatedOptions<T>(IServiceCollection services, string section, Func<T, IEnumerable<string>> validate)
         where T : class
     {
-        services.AddOptions<T>()
-            .BindConfiguration(section)
-            .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<T>>(new ListingValidator<T>(section, validate));
+        services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<T>>(sp => new ListingValidator<T>(section, () => true, validate));
     }
 
     // An engine's settings matter only when that engine is selected.
-    private sealed class EngineValidator<T>(string section, Func<bool> selected, Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
+    private static void AddEngineValidation<T>(IServiceCollection services, string section, Func<IServiceProvider, bool> selected, Func<T, IEnumerable<string>> validate)
         where T : class
     {
-        public ValidateOptionsResult Validate(string? name, T options)
-        {
-            var problems = selected() ? validate(options).Select(p => $"{section}: {p}").ToList() : [];
-            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
-        }
+        services.AddOptions<T>().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<T>>(sp => new ListingValidator<T>(section, () => selected(sp), validate));
     }
 
     // Reports every problem with a section at start, not just the first.
-    private sealed class ListingValidator<T>(string section, Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
+    private sealed class ListingValidator<T>(string section, Func<bool> applies, Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
         where T : class
     {
         public ValidateOptionsResult Validate(string? name, T options)
         {
-            var problems = validate(options).Select(p => $"{section}: {p}").ToList();
+            var problems = applies() ? validate(options).Select(p => $"{section}: {p}").ToList() : [];
             return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
     }

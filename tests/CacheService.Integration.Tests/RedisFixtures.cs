@@ -11,7 +11,7 @@ public abstract class RedisFixture : IDisposable
     {
         Servers = servers;
         Options = new RedisIndexOptions { Configuration = servers.Configuration };
-        Connection = RedisLayerIndex.ConnectAsync(Options).GetAwaiter().GetResult();
+        Connection = RedisConnection.ConnectAsync(Options).GetAwaiter().GetResult();
     }
 
     public RedisServers Servers { get; }

@@ -75,69 +75,16 @@ public sealed class DegradedBackendTests : IAsyncLifetime
         Assert.True(commit.Created);
     }
 
-    /// <summary>The real SQLite index, made to hang or fail on demand.</summary>
-    internal sealed class TroubledIndex(SqliteLayerIndex inner) : ILayerIndex
+    /// <summary>The real SQLite index, made to hang or fail on demand (stats writes only stall).</summary>
+    internal sealed class TroubledIndex(SqliteLayerIndex inner) : LayerIndexDecorator(inner)
     {
         public volatile bool Stalled;
         public volatile bool Down;
 
-        public async Task<IndexEntry?> LookupAsync(string ns, Digest key, CancellationToken cancellationToken)
-        {
-            await Trouble(cancellationToken);
-            return await inner.LookupAsync(ns, key, cancellationToken);
-        }
+        public override Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken) =>
+            Stalled ? Task.CompletedTask : base.RecordUsageAsync(ns, delta, cancellationToken);
 
-        public async Task<IndexEntry?> LookupAndCountAsync(string ns, Digest key, CancellationToken cancellationToken)
-        {
-            await Trouble(cancellationToken);
-            return await inner.LookupAndCountAsync(ns, key, cancellationToken);
-        }
-
-        public async Task<IReadOnlyList<ChainHit>> WalkAsync(IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken)
-        {
-            await Trouble(cancellationToken);
-            return await inner.WalkAsync(namespaces, first, nextKey, cancellationToken);
-        }
-
-        public async Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken)
-        {
-            await Trouble(cancellationToken);
-            return await inner.CommitAsync(ns, entry, budget, cancellationToken);
-        }
-
-        public async Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken)
-        {
-            if (!Stalled)
-            {
-                await Trouble(cancellationToken);
-                await inner.RecordUsageAsync(ns, delta, cancellationToken);
-            }
-        }
-
-        public Task<long> DeleteAsync(string ns, IReadOnlyCollection<Digest> keys, CancellationToken cancellationToken) => inner.DeleteAsync(ns, keys, cancellationToken);
-
-        public Task<long> DeleteAllAsync(string ns, CancellationToken cancellationToken) => inner.DeleteAllAsync(ns, cancellationToken);
-
-        public Task<long> RemoveEntriesReferencingAsync(string ns, Digest blob, CancellationToken cancellationToken) => inner.RemoveEntriesReferencingAsync(ns, blob, cancellationToken);
-
-        public async Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken)
-        {
-            await Trouble(cancellationToken);
-            return await inner.GetUsageAsync(ns, cancellationToken);
-        }
-
-        public Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken) => inner.ListNamespacesAsync(cancellationToken);
-
-        public Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken) => inner.ListEntriesAsync(ns, cancellationToken);
-
-        public Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken) =>
-            inner.TakeCollectableBlobsAsync(unreferencedSince, max, cancellationToken);
-
-        public Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken) => inner.VerifyAsync(ns, cancellationToken);
-
-        public Task<bool> IsBlobInUseAsync(string ns, Digest blob, CancellationToken cancellationToken) => inner.IsBlobInUseAsync(ns, blob, cancellationToken);
-
-        private async Task Trouble(CancellationToken cancellationToken)
+        protected override async Task<T> CallAsync<T>(Func<ILayerIndex, Task<T>> operation, CancellationToken cancellationToken)
         {
             if (Down)
             {
@@ -148,6 +95,8 @@ public sealed class DegradedBackendTests : IAsyncLifetime
             {
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
+
+            return await base.CallAsync(operation, cancellationToken);
         }
     }
 }

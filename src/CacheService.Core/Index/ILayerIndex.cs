@@ -37,6 +37,23 @@ public interface ILayerIndex
     Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Stores <paramref name="entry"/> as the entry of tag <paramref name="tag"/>, replacing
+    /// whatever entry its key had, in one atomic step: a reader sees the old entry or the new one,
+    /// never neither. The tag joins the namespace's tag list (<see cref="ListTagsAsync"/>) and
+    /// leaves it when its entry goes (eviction, delete, repair). Evicts down to the budget like
+    /// <see cref="CommitAsync"/> and throws <see cref="QuotaExceededException"/> in the same case.
+    /// Pointing a tag again at the layer it has is a no-op (<see cref="CommitOutcome.Created"/> false).
+    /// </summary>
+    Task<CommitOutcome> PutTagAsync(string ns, string tag, NewEntry entry, NamespaceBudget budget, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> tags of the namespace in ordinal order, those after
+    /// <paramref name="after"/> (null: from the first), each with its entry's layer. Reads the tag
+    /// list, not the entries; does not touch recency.
+    /// </summary>
+    Task<IReadOnlyList<TagEntry>> ListTagsAsync(string ns, string? after, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Looks up a chain of keys: <paramref name="first"/>, then after each hit the key
     /// <paramref name="nextKey"/> derives from it (null ends the walk); the walk stops at the first
     /// miss. Each key is looked up in <paramref name="namespaces"/> in order (first hit wins),
@@ -88,108 +105,3 @@ public interface ILayerIndex
     /// <summary>Checks the index's invariants for a namespace; an empty list means consistent.</summary>
     Task<IReadOnlyList<string>> VerifyAsync(string ns, CancellationToken cancellationToken);
 }
-
-/// <summary>An entry to commit.</summary>
-/// <param name="Key">The cache key.</param>
-/// <param name="Layer">The layer the key resolves to.</param>
-/// <param name="Blobs">Every blob the entry keeps alive, the layer's blob included (an OCI manifest entry lists its config and layers).</param>
-/// <param name="Preimage">The key's components as JSON, kept to explain later misses; may be empty.</param>
-public sealed record NewEntry(Digest Key, LayerDescriptor Layer, IReadOnlyList<BlobRef> Blobs, string Preimage)
-{
-    /// <summary>An entry that keeps alive only its layer's blob.</summary>
-    public static NewEntry ForLayer(Digest key, LayerDescriptor layer, string preimage = "") =>
-        new(key, layer, [new BlobRef(layer.Digest, layer.Size)], preimage);
-}
-
-/// <summary>One hit of <see cref="ILayerIndex.WalkAsync"/>.</summary>
-/// <param name="Entry">The entry found.</param>
-/// <param name="Namespace">The namespace that held it.</param>
-public sealed record ChainHit(IndexEntry Entry, string Namespace);
-
-/// <summary>
-/// <see cref="ILayerIndex.WalkAsync"/> one call per step, for engines whose namespaces cannot
-/// share a transaction (Redis: each namespace is its own cluster slot).
-/// </summary>
-public static class StepwiseWalk
-{
-    /// <summary>Walks with <see cref="ILayerIndex.LookupAndCountAsync"/> on the first namespace and plain lookups on the rest.</summary>
-    public static async Task<IReadOnlyList<ChainHit>> WalkAsync(
-        ILayerIndex index, IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(index);
-        ArgumentNullException.ThrowIfNull(namespaces);
-        ArgumentNullException.ThrowIfNull(nextKey);
-        var hits = new List<ChainHit>();
-        for (Digest? key = first; key is { } current;)
-        {
-            var hit = await index.LookupAndCountAsync(namespaces[0], current, cancellationToken) is { } entry ? new ChainHit(entry, namespaces[0]) : null;
-            foreach (var ns in namespaces.Skip(1))
-            {
-                if (hit is not null)
-                {
-                    break;
-                }
-
-                if (await index.LookupAsync(ns, current, cancellationToken) is { } fallback)
-                {
-                    hit = new ChainHit(fallback, ns);
-                    await index.RecordUsageAsync(namespaces[0], new UsageDelta(Hits: 1), cancellationToken);
-                }
-            }
-
-            if (hit is null)
-            {
-                break;
-            }
-
-            hits.Add(hit);
-            key = nextKey(hit.Entry, hit.Namespace);
-        }
-
-        return hits;
-    }
-}
-
-/// <summary>A stored entry.</summary>
-public sealed record IndexEntry(
-    Digest Key,
-    LayerDescriptor Layer,
-    IReadOnlyList<BlobRef> Blobs,
-    string Preimage,
-    DateTimeOffset Created,
-    DateTimeOffset LastAccess,
-    long Hits);
-
-/// <summary>What a commit did.</summary>
-/// <param name="Created">False when the key already had an entry.</param>
-/// <param name="Entry">The entry now stored under the key (the earlier one when not created).</param>
-/// <param name="Evicted">Keys evicted to make room.</param>
-public sealed record CommitOutcome(bool Created, IndexEntry Entry, IReadOnlyList<Digest> Evicted);
-
-/// <summary>The byte budget of one namespace.</summary>
-/// <param name="HighWatermarkBytes">A commit that takes stored bytes above this evicts.</param>
-/// <param name="LowWatermarkBytes">Eviction stops at or below this.</param>
-public sealed record NamespaceBudget(long HighWatermarkBytes, long LowWatermarkBytes);
-
-/// <summary>Increments to usage counters.</summary>
-public readonly record struct UsageDelta(long Lookups = 0, long Hits = 0, long BytesUploaded = 0, long BytesDownloaded = 0);
-
-/// <summary>The counters of one namespace.</summary>
-public sealed record NamespaceUsage(
-    long Lookups,
-    long Hits,
-    long Entries,
-    long StoredBytes,
-    long Evictions,
-    long BytesUploaded,
-    long BytesDownloaded)
-{
-    /// <summary>Lookups that missed.</summary>
-    public long Misses => Lookups - Hits;
-
-    /// <summary>Hits / lookups; 0 before the first lookup.</summary>
-    public double HitRatio => Lookups == 0 ? 0 : (double)Hits / Lookups;
-}
-
-/// <summary>A blob nothing references any more, due for deletion from the blob store.</summary>
-public readonly record struct CollectableBlob(string Namespace, Digest Digest);

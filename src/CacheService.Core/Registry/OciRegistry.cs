@@ -1,8 +1,8 @@
-using System.Text.Json;
-using CacheService.Core.Blobs;
+using CacheService.Core.Commits;
 using CacheService.Core.Index;
 using CacheService.Core.Keys;
-using CacheService.Core.Options;
+using CacheService.Core.Lookups;
+using CacheService.Core.Transfers;
 
 namespace CacheService.Core.Registry;
 
@@ -17,9 +17,14 @@ public sealed record OciManifest(Digest Digest, string MediaType, byte[] Content
 /// namespace's blobs, and manifests are index entries. A manifest is stored as a blob; an entry
 /// under its digest (and one under each tag pushed) lists the manifest, its config and its layers
 /// as the blobs it keeps alive, so they live while any tag or digest entry does and the LRU
-/// evicts them together. Tags are mutable, as in any registry: pushing a tag again repoints it.
+/// evicts them together. Tags are the index's own (<see cref="ILayerIndex.PutTagAsync"/>): a push
+/// repoints one atomically, and listing them reads no entries.
 /// </summary>
-public sealed class OciRegistry(LayerCache cache, ILayerIndex index, IBlobStore blobs, EvictionOptions eviction)
+/// <remarks>
+/// Everything goes through the core's services, so a registry request counts, repairs and
+/// evicts exactly as a gRPC call does.
+/// </remarks>
+public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, LayerCommits commits, LayerTransfers transfers)
 {
     /// <summary>Domain tag of a tag's entry key.</summary>
     public const string TagKeyDomain = "cacheservice/oci/tag/v1";
@@ -37,32 +42,24 @@ public sealed class OciRegistry(LayerCache cache, ILayerIndex index, IBlobStore 
     public static Digest ManifestKey(Digest manifest) => new Preimage().Field(ManifestKeyDomain).Field(manifest.Value).Hash();
 
     /// <summary>True for a reference that is a digest rather than a tag.</summary>
-    public static bool IsDigest(string reference) => reference.StartsWith("sha256:", StringComparison.Ordinal);
+    public static bool IsDigest(string reference) => reference?.StartsWith("sha256:", StringComparison.Ordinal) == true;
 
     /// <summary>
-    /// The manifest under a tag or digest, or null. A lookup by tag counts as a cache lookup (hit
-    /// or miss) in the namespace's stats, as a gRPC lookup does: for builders, a tag is a step key.
+    /// The manifest under a tag or digest, or null. A lookup by tag is a cache lookup (hit, miss or
+    /// degraded) in the namespace's stats, as a gRPC lookup is: for builders, a tag is a step key.
     /// </summary>
     public async Task<OciManifest?> GetManifestAsync(string ns, string reference, CancellationToken cancellationToken)
     {
-        IndexEntry? entry;
-        if (IsDigest(reference))
-        {
-            entry = await index.LookupAsync(ns, ManifestKey(Digest.Parse(reference, "reference")), cancellationToken);
-        }
-        else
-        {
-            var found = await cache.LookupAsync([ns], TagKey(CheckTag(reference)), cancellationToken);
-            entry = found.Entry;
-        }
-
+        var entry = IsDigest(reference)
+            ? await backends.Index.LookupAsync(ns, ManifestKey(Digest.Parse(reference, "reference")), cancellationToken)
+            : (await lookups.LookupAsync([ns], TagKey(CheckTag(reference)), cancellationToken)).Entry;
         if (entry is null)
         {
             return null;
         }
 
         using var content = new MemoryStream();
-        await foreach (var chunk in cache.DownloadAsync(ns, entry.Layer.Digest, 0, cancellationToken))
+        await foreach (var chunk in transfers.DownloadAsync(ns, entry.Layer.Digest, 0, cancellationToken))
         {
             content.Write(chunk.Span);
         }
@@ -71,9 +68,9 @@ public sealed class OciRegistry(LayerCache cache, ILayerIndex index, IBlobStore 
     }
 
     /// <summary>
-    /// Stores a manifest under its digest and, when <paramref name="reference"/> is a tag, under
-    /// the tag. Every blob it names must already be in the namespace, and every manifest an index
-    /// names must have been pushed.
+    /// Stores a manifest under its digest and, when <paramref name="reference"/> is a tag, points
+    /// the tag at it. Every blob it names must already be in the namespace, and every manifest an
+    /// index names must have been pushed.
     /// </summary>
     /// <exception cref="InvalidFieldException">Field <c>manifest</c>: unreadable JSON; <c>reference</c>: a digest that does not match.</exception>
     /// <exception cref="PreconditionFailedException">A blob or manifest the manifest names is missing.</exception>
@@ -91,116 +88,61 @@ public sealed class OciRegistry(LayerCache cache, ILayerIndex index, IBlobStore 
             throw new InvalidFieldException("reference", $"is {reference} but the manifest's bytes hash to {digest}");
         }
 
-        var (type, referenced, children) = Parse(content, mediaType);
+        var tag = IsDigest(reference) ? null : CheckTag(reference);
+        var manifest = ParsedManifest.Parse(content, mediaType);
         var kept = new List<BlobRef> { new(digest, content.Length) };
-        foreach (var blob in referenced)
+        foreach (var blob in manifest.Blobs)
         {
-            var size = await blobs.GetSizeAsync(ns, blob, cancellationToken)
+            var size = await transfers.SizeAsync(ns, blob, cancellationToken)
                 ?? throw new PreconditionFailedException($"blob {blob} is not in repository {ns}");
             kept.Add(new BlobRef(blob, size));
         }
 
-        foreach (var child in children)
+        foreach (var child in manifest.Manifests)
         {
-            var entry = await index.LookupAsync(ns, ManifestKey(child), cancellationToken)
+            var entry = await backends.Index.LookupAsync(ns, ManifestKey(child), cancellationToken)
                 ?? throw new PreconditionFailedException($"manifest {child} is not in repository {ns}");
             kept.AddRange(entry.Blobs);
         }
 
-        await cache.UploadAsync(ns, digest, content.Length, new MemoryStream(content), cancellationToken);
-        var layer = new LayerDescriptor(digest, digest, content.Length, type);
-        var blobsKept = kept.DistinctBy(b => b.Digest).ToList();
-        var budget = eviction.BudgetFor(ns);
-        await index.CommitAsync(ns, new NewEntry(ManifestKey(digest), layer, blobsKept, ""), budget, cancellationToken);
-        if (!IsDigest(reference))
+        await transfers.UploadAsync(ns, digest, content.Length, new MemoryStream(content), cancellationToken);
+        var layer = new LayerDescriptor(digest, digest, content.Length, manifest.MediaType);
+        var blobs = kept.DistinctBy(b => b.Digest).ToList();
+        await commits.CommitAsync(ns, new NewEntry(ManifestKey(digest), layer, blobs, ""), cancellationToken);
+        if (tag is not null)
         {
-            var tag = CheckTag(reference);
-            var preimage = JsonSerializer.Serialize(new { ociTag = tag });
-            var outcome = await index.CommitAsync(ns, new NewEntry(TagKey(tag), layer, blobsKept, preimage), budget, cancellationToken);
-            if (!outcome.Created && outcome.Entry.Layer.Digest != digest)
-            {
-                // The tag moves to the new manifest; the old one stays under its digest.
-                await index.DeleteAsync(ns, [TagKey(tag)], cancellationToken);
-                await index.CommitAsync(ns, new NewEntry(TagKey(tag), layer, blobsKept, preimage), budget, cancellationToken);
-            }
+            await commits.PutTagAsync(ns, tag, new NewEntry(TagKey(tag), layer, blobs, ""), cancellationToken);
         }
 
         return digest;
     }
 
-    /// <summary>The namespace's tags, sorted.</summary>
-    public async Task<IReadOnlyList<string>> ListTagsAsync(string ns, CancellationToken cancellationToken)
-    {
-        var tags = new List<string>();
-        foreach (var entry in await index.ListEntriesAsync(ns, cancellationToken))
-        {
-            if (entry.Preimage.StartsWith("{\"ociTag\":", StringComparison.Ordinal)
-                && JsonDocument.Parse(entry.Preimage).RootElement.GetProperty("ociTag").GetString() is { } tag)
-            {
-                tags.Add(tag);
-            }
-        }
+    /// <summary>Up to <paramref name="limit"/> tags after <paramref name="after"/>, in ordinal order.</summary>
+    public async Task<IReadOnlyList<string>> ListTagsAsync(string ns, string? after, int limit, CancellationToken cancellationToken) =>
+        [.. (await backends.Index.ListTagsAsync(ns, after, limit, cancellationToken)).Select(t => t.Tag)];
 
-        tags.Sort(StringComparer.Ordinal);
-        return tags;
-    }
-
-    /// <summary>Deletes a manifest's digest entry and its tags' entries; the blobs go when nothing references them.</summary>
+    /// <summary>Deletes a manifest's digest entry and the tags that point at it; the blobs go when nothing references them.</summary>
     public async Task<bool> DeleteManifestAsync(string ns, Digest digest, CancellationToken cancellationToken)
     {
-        var keys = (await index.ListEntriesAsync(ns, cancellationToken))
-            .Where(e => e.Layer.Digest == digest && (e.Key == ManifestKey(digest) || e.Preimage.StartsWith("{\"ociTag\":", StringComparison.Ordinal)))
-            .Select(e => e.Key).ToList();
-        return keys.Count > 0 && await index.DeleteAsync(ns, keys, cancellationToken) > 0;
+        var keys = new List<Digest> { ManifestKey(digest) };
+        const int Page = 1000;
+        for (string? after = null; ;)
+        {
+            var tags = await backends.Index.ListTagsAsync(ns, after, Page, cancellationToken);
+            keys.AddRange(tags.Where(t => t.Layer.Digest == digest).Select(t => t.Key));
+            if (tags.Count < Page)
+            {
+                break;
+            }
+
+            after = tags[^1].Tag;
+        }
+
+        return await backends.Index.DeleteAsync(ns, keys, cancellationToken) > 0;
     }
 
     private static string CheckTag(string tag) =>
         tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_') && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-')
             ? tag
             : throw new InvalidFieldException("reference", $"'{tag}' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})");
-
-    // The media type (the manifest's own field wins over the request's), the blobs it names
-    // (config, layers, subject excluded) and, for an index, the manifests it names.
-    private static (string MediaType, List<Digest> Blobs, List<Digest> Manifests) Parse(byte[] content, string mediaType)
-    {
-        JsonElement root;
-        try
-        {
-            root = JsonDocument.Parse(content).RootElement;
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidFieldException("manifest", "is not JSON: " + e.Message);
-        }
-
-        if (root.ValueKind != JsonValueKind.Object)
-        {
-            throw new InvalidFieldException("manifest", "is not a JSON object");
-        }
-
-        var type = root.TryGetProperty("mediaType", out var declared) && declared.GetString() is { Length: > 0 } d ? d : mediaType;
-        if (string.IsNullOrEmpty(type))
-        {
-            throw new InvalidFieldException("manifest", "has no media type (neither a mediaType field nor a Content-Type)");
-        }
-
-        var blobs = new List<Digest>();
-        if (root.TryGetProperty("config", out var config))
-        {
-            blobs.Add(DescriptorDigest(config));
-        }
-
-        if (root.TryGetProperty("layers", out var layers))
-        {
-            blobs.AddRange(layers.EnumerateArray().Select(DescriptorDigest));
-        }
-
-        var manifests = root.TryGetProperty("manifests", out var children) ? children.EnumerateArray().Select(DescriptorDigest).ToList() : [];
-        return (type, blobs, manifests);
-    }
-
-    private static Digest DescriptorDigest(JsonElement descriptor) =>
-        descriptor.TryGetProperty("digest", out var digest) && Digest.TryParse(digest.GetString(), out var parsed)
-            ? parsed
-            : throw new InvalidFieldException("manifest", "names a descriptor without a valid sha256 digest");
 }

@@ -5,11 +5,11 @@ using Microsoft.Extensions.Options;
 namespace CacheService.Server.Hosting;
 
 /// <summary>Creates the S3 bucket at start when it is missing; an unreachable store only logs.</summary>
-internal sealed partial class BucketSetupService(IServiceProvider services, IOptions<StorageOptions> storage, ILogger<BucketSetupService> logger) : IHostedService
+internal sealed class BucketSetupService(IServiceProvider services, IOptions<StorageOptions> storage, ILogger<BucketSetupService> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (storage.Value.BlobEngine != "s3")
+        if (storage.Value.BlobEngine != BlobEngine.S3)
         {
             return;
         }
@@ -20,12 +20,10 @@ internal sealed partial class BucketSetupService(IServiceProvider services, IOpt
         }
         catch (CacheServiceException e)
         {
-            LogBucketSetupFailed(e.Message);
+            Log.BucketSetupFailed(logger, e);
         }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    [LoggerMessage(EventId = 220, Level = LogLevel.Warning, Message = "Could not check or create the bucket at start: {Reason}")]
-    private partial void LogBucketSetupFailed(string reason);
 }

@@ -2,6 +2,7 @@ using CacheService.Core;
 using CacheService.Core.Blobs;
 using Polly;
 using Polly.CircuitBreaker;
+using Polly.Retry;
 using Polly.Timeout;
 
 namespace CacheService.Server.Hosting;
@@ -13,7 +14,7 @@ namespace CacheService.Server.Hosting;
 /// stream cannot be replayed (the client retries the whole upload). While the breaker is open
 /// every call fails at once, so a dead object store costs builds a fast error, not a hang.
 /// </summary>
-internal sealed class ResilientBlobStore(IBlobStore inner, ResiliencePipeline idempotent, ResiliencePipeline upload) : IBlobStore
+internal sealed class ResilientBlobStore(IBlobStore inner, ResiliencePipeline idempotent, ResiliencePipeline upload) : BlobStoreDecorator(inner)
 {
     /// <summary>Name of the pipeline for idempotent calls in the DI registry.</summary>
     public const string IdempotentPipeline = "blobs-idempotent";
@@ -21,19 +22,31 @@ internal sealed class ResilientBlobStore(IBlobStore inner, ResiliencePipeline id
     /// <summary>Name of the pipeline for uploads in the DI registry.</summary>
     public const string UploadPipeline = "blobs-upload";
 
-    public Task<long?> GetSizeAsync(string ns, Digest digest, CancellationToken cancellationToken) =>
-        Run(idempotent, ct => inner.GetSizeAsync(ns, digest, ct), cancellationToken);
+    public override Task<bool> PutAsync(string ns, Digest digest, long size, Stream content, CancellationToken cancellationToken) =>
+        Run(upload, ct => Inner.PutAsync(ns, digest, size, content, ct), cancellationToken);
 
-    public Task<bool> PutAsync(string ns, Digest digest, long size, Stream content, CancellationToken cancellationToken) =>
-        Run(upload, ct => inner.PutAsync(ns, digest, size, content, ct), cancellationToken);
+    protected override Task<T> CallAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken) =>
+        Run(idempotent, operation, cancellationToken);
 
-    public Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken) =>
-        Run(idempotent, ct => inner.OpenReadAsync(ns, digest, offset, ct), cancellationToken);
-
-    public Task<bool> DeleteAsync(string ns, Digest digest, CancellationToken cancellationToken) =>
-        Run(idempotent, ct => inner.DeleteAsync(ns, digest, ct), cancellationToken);
-
-    public IAsyncEnumerable<StoredBlob> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
+    /// <summary>Registers the two named pipelines.</summary>
+    public static void AddPipelines(IServiceCollection services)
+    {
+        // Retry delays, timeouts and breaks follow the wall clock, not the injected TimeProvider:
+        // they pace real network calls, while the injected clock governs cache semantics (grace
+        // periods, recency) that tests move by hand. Polly would otherwise take the injected one.
+        services.AddResiliencePipeline(IdempotentPipeline, pipeline => WallClock(pipeline)
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
+                MaxRetryAttempts = 2,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(100),
+            })
+            .AddCircuitBreaker(CircuitBreaker())
+            .AddTimeout(TimeSpan.FromSeconds(10)));
+        services.AddResiliencePipeline(UploadPipeline, pipeline => WallClock(pipeline).AddCircuitBreaker(CircuitBreaker()));
+    }
 
     private static async Task<T> Run<T>(ResiliencePipeline pipeline, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
@@ -46,4 +59,21 @@ internal sealed class ResilientBlobStore(IBlobStore inner, ResiliencePipeline id
             throw new BackendUnavailableException("blobs", e);
         }
     }
+
+    private static ResiliencePipelineBuilder WallClock(ResiliencePipelineBuilder pipeline)
+    {
+        pipeline.TimeProvider = TimeProvider.System;
+        return pipeline;
+    }
+
+    // Opens after half the calls of a 10-second window fail (at least 8 calls) and lets one
+    // call through after 5 seconds to see whether the store is back.
+    private static CircuitBreakerStrategyOptions CircuitBreaker() => new()
+    {
+        ShouldHandle = new PredicateBuilder().Handle<BackendUnavailableException>(),
+        FailureRatio = 0.5,
+        MinimumThroughput = 8,
+        SamplingDuration = TimeSpan.FromSeconds(10),
+        BreakDuration = TimeSpan.FromSeconds(5),
+    };
 }

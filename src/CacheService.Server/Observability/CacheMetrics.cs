@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using CacheService.Core.Lookups;
+using CacheService.Core.Observation;
 using Microsoft.Extensions.Options;
 using Prometheus;
 
@@ -81,14 +83,16 @@ public sealed class CacheMetrics
     }
 
     /// <summary>Counts one lookup of <paramref name="ns"/>.</summary>
-    public void Lookup(string ns, bool hit, bool degraded) =>
-        _lookups.WithLabels(NamespaceLabel(ns), hit ? "hit" : degraded ? "degraded" : "miss").Inc();
+    public void Lookup(string ns, LookupOutcome outcome) =>
+        _lookups.WithLabels(NamespaceLabel(ns), outcome switch { LookupOutcome.Hit => "hit", LookupOutcome.Miss => "miss", _ => "degraded" }).Inc();
 
     /// <summary>Counts one step of a ResolveChain answer.</summary>
-    public void ChainStep(string result) => _chainSteps.WithLabels(result).Inc();
+    public void ChainStep(StepOutcome outcome) =>
+        _chainSteps.WithLabels(outcome switch { StepOutcome.Hit => "hit", StepOutcome.Miss => "miss", StepOutcome.Config => "config", _ => "pending" }).Inc();
 
     /// <summary>Counts layer bytes received (<c>upload</c>) or sent (<c>download</c>).</summary>
-    public void LayerBytes(string direction, long bytes) => _layerBytes.WithLabels(direction).Inc(bytes);
+    public void LayerBytes(TransferDirection direction, long bytes) =>
+        _layerBytes.WithLabels(direction == TransferDirection.Upload ? "upload" : "download").Inc(bytes);
 
     /// <summary>Counts entries evicted from <paramref name="ns"/>.</summary>
     public void Evictions(string ns, long count)

@@ -1,4 +1,3 @@
-using CacheService.Core;
 using CacheService.Core.Index;
 using Microsoft.Extensions.Options;
 
@@ -11,13 +10,12 @@ public sealed record NamespaceSample(DateTimeOffset At, NamespaceUsage Usage);
 
 /// <summary>
 /// Reads every namespace's counters from the index each <see cref="ObservabilityOptions.SampleInterval"/>
-/// (on the injected clock): the entries and stored-bytes gauges follow them, and the status page
+/// (on the injected clock, run by the host's periodic work): the entries and stored-bytes gauges follow them, and the status page
 /// charts the last <see cref="ObservabilityOptions.HistoryLength"/> samples. Reading the index
 /// here, not on every scrape, keeps a busy Prometheus from loading Redis. Namespaces beyond
 /// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>.
 /// </summary>
-public sealed partial class NamespaceSampler(
-    ILayerIndex index, CacheMetrics metrics, IOptions<ObservabilityOptions> options, TimeProvider time, ILogger<NamespaceSampler> logger) : BackgroundService
+public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, IOptions<ObservabilityOptions> options, TimeProvider time)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Queue<NamespaceSample>> _history = new(StringComparer.Ordinal);
@@ -62,28 +60,8 @@ public sealed partial class NamespaceSampler(
         }
     }
 
-    /// <inheritdoc />
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.SampleInterval, time);
-        do
-        {
-            try
-            {
-                await SampleOnceAsync(stoppingToken);
-            }
-            catch (BackendUnavailableException e)
-            {
-                LogSampleFailed(e.Backend);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
-
     private static NamespaceUsage Add(NamespaceUsage a, NamespaceUsage b) => new(
         a.Lookups + b.Lookups, a.Hits + b.Hits, a.Entries + b.Entries, a.StoredBytes + b.StoredBytes,
         a.Evictions + b.Evictions, a.BytesUploaded + b.BytesUploaded, a.BytesDownloaded + b.BytesDownloaded);
 
-    [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Status sample skipped: the {Backend} is unavailable")]
-    private partial void LogSampleFailed(string backend);
 }

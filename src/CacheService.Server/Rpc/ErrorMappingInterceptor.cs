@@ -1,5 +1,4 @@
 using CacheService.Core;
-using CacheService.Server.Observability;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 
@@ -10,7 +9,7 @@ namespace CacheService.Server.Rpc;
 /// core's exceptions; clients see a status and a message meant for them, never a stack trace or a
 /// backend's own error text.
 /// </summary>
-internal sealed partial class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, CacheMetrics metrics) : Interceptor
+internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger) : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -66,22 +65,12 @@ internal sealed partial class ErrorMappingInterceptor(ILogger<ErrorMappingInterc
             _ => new Status(StatusCode.Internal, "internal error"),
         };
 
+        // A backend outage was counted and logged where the core met it (its observer).
         if (status.StatusCode == StatusCode.Internal)
         {
-            LogUnexpected(e, context.Method);
-        }
-        else if (e is BackendUnavailableException unavailable)
-        {
-            metrics.BackendError(unavailable.Backend);
-            LogBackendUnavailable(context.Method, e.InnerException?.GetType().Name ?? "none");
+            Log.UnexpectedFailure(logger, e, context.Method);
         }
 
         return new RpcException(status);
     }
-
-    [LoggerMessage(EventId = 100, Level = LogLevel.Error, Message = "Unexpected failure in {Method}")]
-    private partial void LogUnexpected(Exception exception, string method);
-
-    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Backend unavailable in {Method} ({Cause})")]
-    private partial void LogBackendUnavailable(string method, string cause);
 }

@@ -1,6 +1,9 @@
 using CacheService.Core;
 using CacheService.Core.Options;
-using CacheService.Server.Observability;
+using CacheService.Core.Commits;
+using CacheService.Core.Keys;
+using CacheService.Core.Lookups;
+using CacheService.Core.Transfers;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -9,16 +12,24 @@ using Wire = CacheService.Api.V1;
 namespace CacheService.Server.Rpc;
 
 /// <summary>
-/// The LayerCache gRPC service: checks requests, calls <see cref="LayerCache"/>, shapes answers.
-/// Errors are mapped to status codes by <see cref="ErrorMappingInterceptor"/>, not here.
+/// The LayerCache gRPC service: checks requests, calls the core, shapes answers. Counting,
+/// repair and degradation happen in the core; errors are mapped to status codes by
+/// <see cref="ErrorMappingInterceptor"/>, not here.
 /// </summary>
-internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOptions> limitOptions, CacheMetrics metrics) : Wire.LayerCache.LayerCacheBase
+internal sealed class LayerCacheGrpcService(
+    KeyDerivation keys,
+    CacheLookups lookups,
+    LayerCommits commits,
+    LayerTransfers transfers,
+    DirectTransfers direct,
+    NamespaceAdministration admin,
+    IOptions<LimitsOptions> limitOptions) : Wire.LayerCache.LayerCacheBase
 {
     private readonly LimitsOptions _limits = limitOptions.Value;
 
     public override Task<Wire.ComputeKeyResponse> ComputeKey(Wire.ComputeKeyRequest request, ServerCallContext context)
     {
-        var key = cache.ComputeKey(
+        var key = keys.Derive(
             Requests.Digest(request.ParentState, "parent_state"), request.Platform, Requests.Step(request.Step, "step"), "step");
         return Task.FromResult(new Wire.ComputeKeyResponse
         {
@@ -31,14 +42,8 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
     public override async Task<Wire.LookupResponse> Lookup(Wire.LookupRequest request, ServerCallContext context)
     {
         var namespaces = Requests.Namespaces(request.Namespace, request.FallbackNamespaces, _limits.MaxBatch);
-        var result = await cache.LookupAsync(namespaces, Requests.Digest(request.Key, "key"), context.CancellationToken);
+        var result = await lookups.LookupAsync(namespaces, Requests.Digest(request.Key, "key"), context.CancellationToken);
         var response = new Wire.LookupResponse { Hit = result.Entry is not null, Degraded = result.Degraded };
-        metrics.Lookup(namespaces[0], response.Hit, response.Degraded);
-        if (result.Degraded)
-        {
-            metrics.BackendError("index");
-        }
-
         if (result.Entry is not null)
         {
             response.Layer = Requests.ToWire(result.Entry.Layer);
@@ -58,21 +63,10 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         }
 
         var steps = request.Steps.Select((s, i) => Requests.Step(s, $"steps[{i}]")).ToList();
-        var chain = await cache.ResolveChainAsync(namespaces, baseState, request.Platform, steps, context.CancellationToken);
+        var chain = await lookups.ResolveChainAsync(namespaces, baseState, request.Platform, steps, context.CancellationToken);
         var response = new Wire.ResolveChainResponse { CachedSteps = chain.CachedSteps, Degraded = chain.Degraded };
-        if (chain.Degraded)
-        {
-            metrics.BackendError("index");
-        }
-
         foreach (var step in chain.Steps)
         {
-            metrics.ChainStep(step.Outcome.ToString().ToLowerInvariant());
-            if (step.Outcome is StepOutcome.Hit or StepOutcome.Miss)
-            {
-                metrics.Lookup(namespaces[0], step.Outcome == StepOutcome.Hit, chain.Degraded);
-            }
-
             var wire = new Wire.ResolvedStep
             {
                 Status = step.Outcome switch
@@ -109,8 +103,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
             inputs = new KeyInputs(Requests.Digest(request.ParentState, "parent_state"), request.Platform, Requests.Step(request.Step, "step"));
         }
 
-        var outcome = await cache.CommitAsync(ns, key, layer, inputs, context.CancellationToken);
-        metrics.Evictions(ns, outcome.Evicted.Count);
+        var outcome = await commits.CommitLayerAsync(ns, key, layer, inputs, context.CancellationToken);
         return new Wire.CommitResponse
         {
             Created = outcome.Created,
@@ -129,12 +122,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var header = requestStream.Current.Header;
         var ns = Requests.Namespace(header.Namespace, "header.namespace");
         var digest = Requests.Digest(header.Digest, "header.digest");
-        var stored = await cache.UploadAsync(ns, digest, header.Size, new UploadChunkStream(requestStream), context.CancellationToken);
-        if (stored)
-        {
-            metrics.LayerBytes("upload", header.Size);
-        }
-
+        var stored = await transfers.UploadAsync(ns, digest, header.Size, new UploadChunkStream(requestStream), context.CancellationToken);
         return new Wire.UploadLayerResponse
         {
             Layer = new Wire.LayerDescriptor { Digest = digest.Value, Size = header.Size, MediaType = header.MediaType },
@@ -146,13 +134,12 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
     {
         var ns = Requests.Namespace(request.Namespace);
         var digest = Requests.Digest(request.Digest, "digest");
-        await foreach (var chunk in cache.DownloadAsync(ns, digest, request.Offset, context.CancellationToken))
+        await foreach (var chunk in transfers.DownloadAsync(ns, digest, request.Offset, context.CancellationToken))
         {
             // No copy: WriteAsync has serialized the message when it returns, and only then does
             // the enumerator reuse the buffer behind the chunk.
             var message = new Wire.DownloadLayerResponse { Chunk = UnsafeByteOperations.UnsafeWrap(chunk) };
             await responseStream.WriteAsync(message, context.CancellationToken);
-            metrics.LayerBytes("download", chunk.Length);
         }
     }
 
@@ -160,7 +147,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
     {
         var ns = Requests.Namespace(request.Namespace);
         var digests = Requests.Digests(request.Digests, "digests", _limits.MaxBatch);
-        var present = await cache.StatAsync(ns, digests, context.CancellationToken);
+        var present = await transfers.StatAsync(ns, digests, context.CancellationToken);
         var response = new Wire.StatLayersResponse();
         response.Present.AddRange(present.Select(b => new Wire.LayerDescriptor { Digest = b.Digest.Value, Size = b.Size }));
         response.Missing.AddRange(digests.Except(present.Select(b => b.Digest)).Select(d => d.Value));
@@ -170,7 +157,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
     public override async Task<Wire.NamespaceStats> GetStats(Wire.GetStatsRequest request, ServerCallContext context)
     {
         var ns = Requests.Namespace(request.Namespace);
-        var usage = await cache.GetUsageAsync(ns, context.CancellationToken);
+        var usage = await admin.GetUsageAsync(ns, context.CancellationToken);
         return new Wire.NamespaceStats
         {
             Namespace = ns,
@@ -195,12 +182,12 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         }
 
         var keys = request.All ? null : Requests.Digests(request.Keys, "keys", _limits.MaxBatch);
-        return new Wire.DeleteResponse { Deleted = await cache.DeleteAsync(ns, keys, context.CancellationToken) };
+        return new Wire.DeleteResponse { Deleted = await admin.DeleteAsync(ns, keys, context.CancellationToken) };
     }
 
     public override async Task<Wire.VerifyResponse> Verify(Wire.VerifyRequest request, ServerCallContext context)
     {
-        var problems = await cache.VerifyAsync(Requests.Namespace(request.Namespace), context.CancellationToken);
+        var problems = await admin.VerifyAsync(Requests.Namespace(request.Namespace), context.CancellationToken);
         var response = new Wire.VerifyResponse { Consistent = problems.Count == 0 };
         response.Problems.AddRange(problems);
         return response;
@@ -212,8 +199,8 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
         var digest = Requests.Digest(request.Digest, "digest");
         var url = request.Direction switch
         {
-            Wire.TransferDirection.Download => await cache.PresignDownloadAsync(ns, digest, context.CancellationToken),
-            Wire.TransferDirection.Upload => await cache.PresignUploadAsync(ns, digest, context.CancellationToken),
+            Wire.TransferDirection.Download => await direct.PresignDownloadAsync(ns, digest, context.CancellationToken),
+            Wire.TransferDirection.Upload => await direct.PresignUploadAsync(ns, digest, context.CancellationToken),
             _ => throw new InvalidFieldException("direction", "must be DOWNLOAD or UPLOAD"),
         };
         return url is null
@@ -225,7 +212,7 @@ internal sealed class LayerCacheGrpcService(LayerCache cache, IOptions<LimitsOpt
     {
         var ns = Requests.Namespace(request.Namespace);
         var digest = Requests.Digest(request.Digest, "digest");
-        var published = await cache.CompleteDirectUploadAsync(ns, request.UploadId, digest, request.Size, context.CancellationToken);
+        var published = await direct.CompleteUploadAsync(ns, request.UploadId, digest, request.Size, context.CancellationToken);
         return new Wire.CompleteDirectUploadResponse
         {
             Layer = new Wire.LayerDescriptor { Digest = digest.Value, Size = request.Size, MediaType = request.MediaType },

@@ -1,4 +1,5 @@
 using CacheService.Core;
+using CacheService.Core.Keys;
 using Wire = CacheService.Api.V1;
 
 namespace CacheService.Server.Rpc;

@@ -1,0 +1,69 @@
+using System.Text.Json;
+using CacheService.Core.Options;
+
+namespace CacheService.Core.Keys;
+
+/// <summary>One step as a client describes it.</summary>
+public sealed record StepSpec(string Instruction, IReadOnlyList<KeyValuePair<string, string>> Args, Digest? SourcesDigest);
+
+/// <summary>The inputs a committed key was derived from.</summary>
+public sealed record KeyInputs(Digest ParentState, string Platform, StepSpec Step);
+
+/// <summary>
+/// <see cref="CacheKeyV1"/> behind the request limits, and the preimage a commit keeps so a later
+/// miss can be explained. Every transport derives keys here.
+/// </summary>
+public sealed class KeyDerivation(LimitsOptions limits)
+{
+    /// <summary>Derives one step's key; <paramref name="field"/> names the step in error messages.</summary>
+    public StepKey Derive(Digest parentState, string platform, StepSpec step, string field)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        if (step.Instruction.Length > limits.MaxInstructionLength)
+        {
+            throw new InvalidFieldException($"{field}.instruction", $"is longer than {limits.MaxInstructionLength} characters");
+        }
+
+        if (step.Args.Count > limits.MaxArgsPerStep)
+        {
+            throw new InvalidFieldException($"{field}.args", $"has more than {limits.MaxArgsPerStep} entries");
+        }
+
+        try
+        {
+            return CacheKeyV1.Compute(new StepKeyInput(parentState, platform, step.Instruction, step.Args, step.SourcesDigest));
+        }
+        catch (InvalidFieldException e) when (e.Field != "platform")
+        {
+            throw e.Within(field);
+        }
+    }
+
+    /// <summary>
+    /// The preimage to keep with <paramref name="key"/>: the JSON of <paramref name="inputs"/>,
+    /// which must derive that key. Empty when no inputs are given.
+    /// </summary>
+    public string Preimage(Digest key, KeyInputs? inputs)
+    {
+        if (inputs is null)
+        {
+            return string.Empty;
+        }
+
+        var derived = Derive(inputs.ParentState, inputs.Platform, inputs.Step, "step");
+        if (derived.Key != key)
+        {
+            throw new InvalidFieldException("key", "does not match the key derived from parent_state, platform and step");
+        }
+
+        return JsonSerializer.Serialize(new
+        {
+            version = CacheKeyV1.KeyDomain,
+            parentState = inputs.ParentState.Value,
+            platform = CacheKeyV1.NormalizePlatform(inputs.Platform),
+            instruction = derived.NormalizedInstruction,
+            args = inputs.Step.Args.ToDictionary(a => a.Key, a => a.Value, StringComparer.Ordinal),
+            sourcesDigest = inputs.Step.SourcesDigest?.Value,
+        });
+    }
+}

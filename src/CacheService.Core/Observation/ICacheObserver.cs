@@ -1,0 +1,82 @@
+using CacheService.Core.Lookups;
+
+namespace CacheService.Core.Observation;
+
+/// <summary>
+/// Told of each fact where the core knows it: a lookup's result, an eviction, layer bytes moved,
+/// a backend found unavailable. Every transport goes through the core, so gRPC and the registry
+/// API count alike by construction; no transport calls metrics itself.
+/// </summary>
+/// <remarks>Implementations must be cheap and must not throw: they run on the hot path.</remarks>
+public interface ICacheObserver
+{
+    /// <summary>One lookup of <paramref name="ns"/> (the namespace asked first) answered.</summary>
+    void Lookup(string ns, LookupOutcome outcome);
+
+    /// <summary>One step of a resolved chain.</summary>
+    void ChainStep(StepOutcome outcome);
+
+    /// <summary>Entries evicted from <paramref name="ns"/> to keep it within its budget.</summary>
+    void Evicted(string ns, int count);
+
+    /// <summary>Layer bytes received or sent.</summary>
+    void LayerBytes(TransferDirection direction, long bytes);
+
+    /// <summary>A call found <paramref name="backend"/> (<c>index</c> or <c>blobs</c>) unavailable.</summary>
+    void BackendUnavailable(string backend, Exception? cause);
+}
+
+/// <summary>How a lookup ended.</summary>
+public enum LookupOutcome
+{
+    /// <summary>Found.</summary>
+    Hit,
+
+    /// <summary>Not found.</summary>
+    Miss,
+
+    /// <summary>The index could not be asked in time; a miss was assumed.</summary>
+    Degraded,
+}
+
+/// <summary>Which way layer bytes moved, seen from the server.</summary>
+public enum TransferDirection
+{
+    /// <summary>From a client into the store.</summary>
+    Upload,
+
+    /// <summary>From the store to a client.</summary>
+    Download,
+}
+
+/// <summary>An observer that ignores everything (tools and tests that do not count).</summary>
+public sealed class NullCacheObserver : ICacheObserver
+{
+    /// <summary>The one instance.</summary>
+    public static NullCacheObserver Instance { get; } = new();
+
+    /// <inheritdoc />
+    public void Lookup(string ns, LookupOutcome outcome)
+    {
+    }
+
+    /// <inheritdoc />
+    public void ChainStep(StepOutcome outcome)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Evicted(string ns, int count)
+    {
+    }
+
+    /// <inheritdoc />
+    public void LayerBytes(TransferDirection direction, long bytes)
+    {
+    }
+
+    /// <inheritdoc />
+    public void BackendUnavailable(string backend, Exception? cause)
+    {
+    }
+}

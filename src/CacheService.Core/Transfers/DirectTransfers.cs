@@ -1,0 +1,49 @@
+using CacheService.Core.Blobs;
+using CacheService.Core.Observation;
+
+namespace CacheService.Core.Transfers;
+
+/// <summary>
+/// Presigned transfers straight between a client and the object store, for layers too large to
+/// relay. The server still decides what becomes visible: a direct upload is verified before it is
+/// published, and counted then.
+/// </summary>
+public sealed class DirectTransfers(CacheBackends backends, LayerTransfers transfers)
+{
+    /// <summary>A URL that downloads a stored blob straight from the object store.</summary>
+    public async Task<PresignedUrl> PresignDownloadAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        var direct = Enabled();
+        if (await backends.Blobs.GetSizeAsync(ns, digest, cancellationToken) is null)
+        {
+            throw new BlobNotFoundException(ns, digest);
+        }
+
+        return await direct.PresignDownloadAsync(ns, digest, cancellationToken);
+    }
+
+    /// <summary>A URL that uploads a blob straight to the object store, or null when it is already stored.</summary>
+    public async Task<PresignedUrl?> PresignUploadAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        var direct = Enabled();
+        return await backends.Blobs.GetSizeAsync(ns, digest, cancellationToken) is null
+            ? await direct.PresignUploadAsync(ns, cancellationToken)
+            : null;
+    }
+
+    /// <summary>Verifies and publishes a direct upload; false when the blob was already stored.</summary>
+    public async Task<bool> CompleteUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken)
+    {
+        transfers.CheckSize(size, "size");
+        var published = await Enabled().PromoteUploadAsync(ns, uploadId, digest, size, cancellationToken);
+        if (published)
+        {
+            await transfers.CountedAsync(ns, TransferDirection.Upload, size, cancellationToken);
+        }
+
+        return published;
+    }
+
+    private IDirectTransfer Enabled() =>
+        backends.Direct ?? throw new PreconditionFailedException("direct transfer is not enabled on this server (CacheService:S3:DirectTransfer)");
+}

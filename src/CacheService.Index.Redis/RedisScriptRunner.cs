@@ -1,0 +1,56 @@
+using CacheService.Core;
+using StackExchange.Redis;
+
+namespace CacheService.Index.Redis;
+
+/// <summary>
+/// Runs a namespace's scripts and reads, and is the one place where Redis failures are sorted
+/// into outages (<see cref="BackendUnavailableException"/>) and everything else.
+/// </summary>
+internal sealed class RedisScriptRunner(IConnectionMultiplexer redis, RedisKeyLayout layout)
+{
+    public IDatabase Db => redis.GetDatabase();
+
+    // EVALSHA first: the scripts are a few KB each, and sending their text with every lookup
+    // costs more than running them. A node that does not know a script yet (new, restarted,
+    // another cluster master) answers NOSCRIPT, and EVAL teaches it. Every script gets the
+    // namespace's meta key as KEYS[1] and the key prefix as ARGV[1].
+    public async Task<RedisResult> RunAsync(string ns, string script, RedisValue[] args, CancellationToken cancellationToken)
+    {
+        RedisKey[] keys = [layout.MetaKey(ns)];
+        RedisValue[] values = [layout.Prefix(ns), .. args];
+        try
+        {
+            return await GuardAsync(Db.ScriptEvaluateAsync(Scripts.Sha1(script), keys, values), cancellationToken);
+        }
+        catch (RedisServerException e) when (e.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await GuardAsync(Db.ScriptEvaluateAsync(script, keys, values), cancellationToken);
+        }
+    }
+
+    // Maps Redis outages to BackendUnavailableException and honours the caller's cancellation
+    // (StackExchange.Redis commands take no token; their own timeout bounds them anyway).
+    public static async Task<T> GuardAsync<T>(Task<T> command, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await command.WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (IsOutage(e))
+        {
+            throw new BackendUnavailableException("index", e);
+        }
+    }
+
+    private static bool IsOutage(Exception e) => e switch
+    {
+        RedisConnectionException or RedisTimeoutException => true,
+        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
+            || server.Message.StartsWith("CLUSTERDOWN", StringComparison.Ordinal)
+            || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
+            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
+            || server.Message.StartsWith("READONLY", StringComparison.Ordinal),
+        _ => false,
+    };
+}

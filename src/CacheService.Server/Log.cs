@@ -1,0 +1,31 @@
+namespace CacheService.Server;
+
+/// <summary>
+/// Every event the server logs, in one table with fixed ids, so operators can alert on an id and
+/// a reader sees at once what the server can say. Every warning and error carries its exception.
+/// </summary>
+/// <remarks>
+/// Ids: 1-99 lifecycle; 100-199 requests and backends; 200-299 background work.
+/// Nothing is logged per request at Information: the hot path stays quiet.
+/// </remarks>
+internal static partial class Log
+{
+    // Scripts read this line to learn the ports when the server was asked for port 0.
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "CacheService listening: grpc={GrpcPort} http={HttpPort} data={DataDirectory}")]
+    public static partial void Listening(ILogger logger, int grpcPort, int httpPort, string dataDirectory);
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Error, Message = "Unexpected failure in {Method}")]
+    public static partial void UnexpectedFailure(ILogger logger, Exception exception, string method);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "The {Backend} is unavailable")]
+    public static partial void BackendUnavailable(ILogger logger, Exception? exception, string backend);
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "{Work}: deleted {Count} blobs")]
+    public static partial void BlobsDeleted(ILogger logger, string work, int count);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "{Work} failed; it runs again at the next interval")]
+    public static partial void BackgroundWorkFailed(ILogger logger, Exception exception, string work);
+
+    [LoggerMessage(EventId = 220, Level = LogLevel.Warning, Message = "Could not check or create the bucket at start")]
+    public static partial void BucketSetupFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,25 @@
+namespace CacheService.Server.Registry;
+
+/// <summary>Tag listing: sorted, <c>n</c> at a time after <c>last</c>, with a <c>Link</c> header to the next page.</summary>
+internal sealed partial class RegistryHandler
+{
+    // Without n, a page as large as CNCF Distribution's default limit.
+    private const int DefaultTagPage = 10_000;
+
+    private async Task TagsAsync(HttpContext http, string ns)
+    {
+        var last = http.Request.Query["last"].ToString();
+        var n = int.TryParse(http.Request.Query["n"], out var asked) && asked >= 0 ? asked : DefaultTagPage;
+        var page = (await registry.ListTagsAsync(ns, last.Length == 0 ? null : last, n + 1, http.RequestAborted)).ToList();
+        if (page.Count > n)
+        {
+            page = page[..n];
+            if (n > 0)
+            {
+                http.Response.Headers.Link = $"</v2/{ns}/tags/list?n={n}&last={Uri.EscapeDataString(page[^1])}>; rel=\"next\"";
+            }
+        }
+
+        await http.Response.WriteAsJsonAsync(new { name = ns, tags = page });
+    }
+}
