@@ -1,5 +1,5 @@
-using L = CacheService.Index.Redis.RedisKeyLayout;
 using C = CacheService.Index.Redis.EntryCodec;
+using L = CacheService.Index.Redis.RedisKeyLayout;
 
 namespace CacheService.Index.Redis;
 

@@ -1,8 +1,8 @@
 using CacheService.Core;
-using CacheService.Core.Options;
 using CacheService.Core.Commits;
 using CacheService.Core.Keys;
 using CacheService.Core.Lookups;
+using CacheService.Core.Options;
 using CacheService.Core.Transfers;
 using Google.Protobuf;
 using Grpc.Core;
