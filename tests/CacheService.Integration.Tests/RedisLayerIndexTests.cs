@@ -1,6 +1,6 @@
+using CacheService.Contracts;
 using CacheService.Core.Index;
 using CacheService.Index.Redis;
-using CacheService.Testing;
 
 namespace CacheService.Integration.Tests;
 

@@ -1,6 +1,9 @@
 using CacheService.Blobs.S3;
 using CacheService.Core;
 using CacheService.Core.Blobs;
+using CacheService.Contracts;
+using CacheService.Core.Index;
+using CacheService.Index.Sqlite;
 using CacheService.Testing;
 
 namespace CacheService.Integration.Tests;
@@ -26,6 +29,9 @@ public sealed class S3BlobStoreTests(RgwServer rgw) : BlobStoreContract
         store.EnsureBucketAsync(CancellationToken.None).GetAwaiter().GetResult();
         return store;
     }
+
+    protected override ILayerIndex CreateIndex(string directory, TimeProvider time) =>
+        new SqliteLayerIndex(Path.Combine(directory, "index.db"), time);
 
     public override void Dispose()
     {

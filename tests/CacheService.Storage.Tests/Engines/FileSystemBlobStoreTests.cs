@@ -1,6 +1,9 @@
 using CacheService.Blobs.FileSystem;
 using CacheService.Core;
 using CacheService.Core.Blobs;
+using CacheService.Contracts;
+using CacheService.Core.Index;
+using CacheService.Index.Sqlite;
 using CacheService.Testing;
 
 namespace CacheService.Storage.Tests.Engines;
@@ -15,6 +18,9 @@ public sealed class FileSystemBlobStoreTests : BlobStoreContract
         _root ??= Directory.CreateTempSubdirectory("cs-blobs-").FullName;
         return new FileSystemBlobStore(_root);
     }
+
+    protected override ILayerIndex CreateIndex(string directory, TimeProvider time) =>
+        new SqliteLayerIndex(Path.Combine(directory, "index.db"), time);
 
     public override void Dispose()
     {

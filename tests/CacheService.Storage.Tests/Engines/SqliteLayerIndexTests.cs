@@ -1,6 +1,7 @@
+using CacheService.Contracts;
 using CacheService.Core.Index;
 using CacheService.Index.Sqlite;
-using CacheService.Testing;
+using Microsoft.Data.Sqlite;
 
 namespace CacheService.Storage.Tests.Engines;
 
@@ -33,5 +34,61 @@ public sealed class SqliteLayerIndexTests : LayerIndexContract
         Assert.Equal(layer, (await reopened.LookupAsync(Ns, KeyOf("durable"), Ct))!.Layer);
         var usage = await reopened.GetUsageAsync(Ns, Ct);
         Assert.Equal((2L, 1L, 1L, 42L), (usage.Lookups, usage.Hits, usage.Entries, usage.StoredBytes));
+    }
+
+    [Fact]
+    public async Task A_file_of_the_first_schema_is_migrated_in_place_and_keeps_its_entries()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("cs-sqlite-v1-").FullName, "index.db");
+        var layer = Layer("from v1", 7);
+        using (var v1 = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            v1.Open();
+            using var create = v1.CreateCommand();
+            // The entries table as the first schema wrote it: no tag column, user_version 0.
+            create.CommandText = $"""
+                CREATE TABLE entries (ns TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, diff_id TEXT NOT NULL, size INTEGER NOT NULL,
+                    media_type TEXT NOT NULL, preimage TEXT NOT NULL, created INTEGER NOT NULL, last_access INTEGER NOT NULL,
+                    recency INTEGER NOT NULL, hits INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+                INSERT INTO entries VALUES ('{Ns}', '{KeyOf("old").Value}', '{layer.Digest.Value}', '{layer.DiffId.Value}', 7, '{layer.MediaType}', '', 0, 0, 1, 0);
+                """;
+            create.ExecuteNonQuery();
+        }
+
+        using (var migrated = new SqliteLayerIndex(path, Time))
+        {
+            Assert.Equal(layer, (await migrated.LookupAsync(Ns, KeyOf("old"), Ct))!.Layer);
+            await migrated.PutTagAsync(Ns, "latest", NewEntry.ForLayer(KeyOf("tagged"), layer), new NamespaceBudget(1000, 1000), Ct);
+            Assert.Equal(["latest"], (await migrated.ListTagsAsync(Ns, null, 10, Ct)).Select(t => t.Tag));
+        }
+
+        Assert.Equal(2L, UserVersion(path));
+        Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+    }
+
+    [Fact]
+    public void A_file_written_by_a_newer_schema_is_refused_not_misread()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("cs-sqlite-v99-").FullName, "index.db");
+        using (var newer = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            newer.Open();
+            using var version = newer.CreateCommand();
+            version.CommandText = "PRAGMA user_version = 99";
+            version.ExecuteNonQuery();
+        }
+
+        var e = Assert.Throws<InvalidOperationException>(() => new SqliteLayerIndex(path, Time));
+        Assert.Contains("schema version 99", e.Message, StringComparison.Ordinal);
+        Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+    }
+
+    private static long UserVersion(string path)
+    {
+        using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA user_version";
+        return (long)command.ExecuteScalar()!;
     }
 }

@@ -2,14 +2,14 @@ using CacheService.Core;
 using CacheService.Core.Index;
 using Microsoft.Extensions.Time.Testing;
 
-namespace CacheService.Testing;
+namespace CacheService.Contracts;
 
 /// <summary>
 /// The <see cref="ILayerIndex"/> contract, written once. Every engine derives a class from it that
 /// only says how to create the engine; the tests are the same for all, so engines cannot drift.
 /// Each test uses namespaces of its own, so engines backed by a shared server need no cleanup.
 /// </summary>
-public abstract class LayerIndexContract : IDisposable
+public abstract partial class LayerIndexContract : IDisposable
 {
     private const long MB = 1_000_000;
     private static readonly NamespaceBudget Unlimited = new(long.MaxValue, long.MaxValue);

@@ -1,10 +1,9 @@
 using CacheService.Core;
 using CacheService.Core.Blobs;
 using CacheService.Core.Index;
-using CacheService.Index.Sqlite;
 using Microsoft.Extensions.Time.Testing;
 
-namespace CacheService.Testing;
+namespace CacheService.Contracts;
 
 /// <summary>
 /// The <see cref="IBlobStore"/> contract, written once and run against every engine.
@@ -25,6 +24,9 @@ public abstract class BlobStoreContract : IDisposable
 
     /// <summary>Creates the engine under test.</summary>
     protected abstract IBlobStore CreateStore();
+
+    /// <summary>A real index in <paramref name="directory"/> for the orphan sweeper to ask (the embedded one will do).</summary>
+    protected abstract ILayerIndex CreateIndex(string directory, TimeProvider time);
 
     public virtual void Dispose() => GC.SuppressFinalize(this);
 
@@ -175,7 +177,8 @@ public abstract class BlobStoreContract : IDisposable
         var directory = Directory.CreateTempSubdirectory("cs-sweep-").FullName;
         try
         {
-            using var index = new SqliteLayerIndex(Path.Combine(directory, "index.db"), time);
+            var index = CreateIndex(directory, time);
+            using var disposeIndex = index as IDisposable;
             var sweeper = new OrphanSweeper(index, Store, time);
             var used = Bytes(1000, seed: 21);
             var orphan = Bytes(1000, seed: 22);
