@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Runs every test project and the end-to-end test, then prints one closing line
 # "N passed, N failed" summed over all of them. Exits non-zero on any failure, and counts a
-# project that did not report (e.g. it failed to build) as a failure.
+# project that did not report (e.g. it failed to build) as a failure. Every failure says why in
+# this output: a failed project's whole runner output (each failed test with its message and
+# stack trace) is printed, and each project's TRX results stay in test-artifacts/results/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=$(mktemp -d)
 trap 'scripts/server.sh stop "$out/e2e"; rm -rf "$out"' EXIT
 passed=0 failed=0
+results="$root/test-artifacts/results"
+rm -rf "$results"
+mkdir -p "$results"
 
 for project in tests/*.Tests/*.csproj; do
   name=$(basename "$project" .csproj)
   echo "== $name"
-  dotnet test "$project" -c Release --no-build 2>&1 | tee "$out/$name.log" | grep -E '^\s*(Failed|Passed!|Failed!)|error' || true
+  dotnet test "$project" -c Release --no-build --logger "trx;LogFileName=$name.trx" --results-directory "$results" >"$out/$name.log" 2>&1
   summary=$(grep -E '(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+' "$out/$name.log" | tail -n 1)
+  if [ -z "$summary" ] || grep -qE '^Failed!' <<<"$summary"; then
+    cat "$out/$name.log" # the failed tests with their messages, or why the runner reported nothing
+  else
+    echo "$summary"
+  fi
   if [ -z "$summary" ]; then
-    echo "$name: no test summary (build or runner failure); see above" >&2
+    echo "$name: no test summary (build or runner failure); its output is above" >&2
     failed=$((failed + 1))
     continue
   fi

@@ -1,7 +1,7 @@
 using CacheService.Blobs.S3;
+using CacheService.Contracts;
 using CacheService.Core;
 using CacheService.Core.Blobs;
-using CacheService.Contracts;
 using CacheService.Core.Index;
 using CacheService.Index.Sqlite;
 using CacheService.Testing;

@@ -64,6 +64,40 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
         JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")[0].GetProperty("code").GetString()!;
 
     [Fact]
+    public async Task A_tag_being_repointed_never_answers_404_to_a_concurrent_pull()
+    {
+        var first = await PushImageAsync("oci/moving", "latest", seed: 70);
+        var second = await PushImageAsync("oci/moving", "other", seed: 71);
+        using var done = new CancellationTokenSource();
+        var misses = 0;
+        var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!done.IsCancellationRequested)
+            {
+                using var pull = await _http.GetAsync("/v2/oci/moving/manifests/latest");
+                if (pull.StatusCode == HttpStatusCode.NotFound)
+                {
+                    Interlocked.Increment(ref misses);
+                }
+            }
+        })).ToList();
+
+        for (var i = 1; i <= 200; i++)
+        {
+            using var push = await PutManifestAsync("oci/moving", "latest", i % 2 == 1 ? second.Manifest : first.Manifest);
+            Assert.Equal(HttpStatusCode.Created, push.StatusCode);
+        }
+
+        await done.CancelAsync();
+        await Task.WhenAll(readers);
+        Assert.Equal(0, misses);
+        using var final = await _http.GetAsync("/v2/oci/moving/manifests/latest");
+        Assert.Equal(first.Digest, final.Headers.GetValues("Docker-Content-Digest").Single());
+        var tags = JsonDocument.Parse(await _http.GetStringAsync("/v2/oci/moving/tags/list")).RootElement.GetProperty("tags");
+        Assert.Equal(["latest", "other"], tags.EnumerateArray().Select(t => t.GetString()));
+    }
+
+    [Fact]
     public async Task The_version_check_answers_with_the_api_version_header()
     {
         using var response = await _http.GetAsync("/v2/");

@@ -22,21 +22,33 @@ public sealed class RedisServers : IDisposable
     public string Configuration => string.Join(',', Ports.Select(p => $"127.0.0.1:{p}"));
 
     /// <summary>Starts one redis-server with AOF persistence.</summary>
-    public static RedisServers StartSingle()
-    {
-        var directory = System.IO.Directory.CreateTempSubdirectory("cs-redis-").FullName;
-        var port = ServiceScripts.FreePort();
-        ServiceScripts.Run("redis.sh", "start", directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        return new RedisServers(directory, [port]);
-    }
+    public static RedisServers StartSingle() => Start("redis-server", "cs-redis-", "start", () => [ServiceScripts.FreePort()]);
 
     /// <summary>Starts three masters and joins them into a cluster.</summary>
-    public static RedisServers StartCluster()
+    public static RedisServers StartCluster() => Start("Redis Cluster", "cs-redis-cluster-", "cluster",
+        () => [.. Enumerable.Range(0, 3).Select(_ => ServiceScripts.FreePort(alsoFreeOffset: 10000)).Distinct()]);
+
+    // A start that fails stops what it had started (by PID) and tries again on new ports.
+    private static RedisServers Start(string what, string prefix, string command, Func<int[]> ports)
     {
-        var directory = System.IO.Directory.CreateTempSubdirectory("cs-redis-cluster-").FullName;
-        var ports = Enumerable.Range(0, 3).Select(_ => ServiceScripts.FreePort(alsoFreeOffset: 10000)).Distinct().ToArray();
-        ServiceScripts.Run("redis.sh", ["cluster", directory, .. ports.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
-        return new RedisServers(directory, ports);
+        string? directory = null;
+        return ServiceScripts.StartWithRetry(
+            what,
+            () =>
+            {
+                directory = System.IO.Directory.CreateTempSubdirectory(prefix).FullName;
+                var chosen = ports();
+                ServiceScripts.Run("redis.sh", [command, directory, .. chosen.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+                return new RedisServers(directory, chosen);
+            },
+            () =>
+            {
+                if (directory is not null && System.IO.Directory.Exists(directory))
+                {
+                    ServiceScripts.Run("redis.sh", "stop", directory);
+                    System.IO.Directory.Delete(directory, recursive: true);
+                }
+            });
     }
 
     private void Signal(string signal)

@@ -13,13 +13,28 @@ public sealed class RgwServer : IDisposable
     public const string AccessKey = "cacheservice";
     public const string SecretKey = "cacheservice-secret";
 
+    /// <summary>
+    /// Starts the cluster. A start that fails stops every daemon it had started (by PID) and
+    /// tries again on new ports; after the last attempt the directory is removed too.
+    /// </summary>
     public RgwServer()
     {
-        Directory = System.IO.Directory.CreateTempSubdirectory("cs-rgw-").FullName;
-        Port = ServiceScripts.FreePort();
-        var monPort = ServiceScripts.FreePort(alsoFreeOffset: 60);
-        ServiceScripts.Run("rgw.sh", "start", Directory, Port.ToString(CultureInfo.InvariantCulture), monPort.ToString(CultureInfo.InvariantCulture));
+        (Directory, Port) = ServiceScripts.StartWithRetry(
+            "Ceph RGW",
+            () =>
+            {
+                var directory = System.IO.Directory.CreateTempSubdirectory("cs-rgw-").FullName;
+                _starting = directory;
+                var port = ServiceScripts.FreePort();
+                var monPort = ServiceScripts.FreePort(alsoFreeOffset: 60);
+                ServiceScripts.Run("rgw.sh", "start", directory, port.ToString(CultureInfo.InvariantCulture), monPort.ToString(CultureInfo.InvariantCulture));
+                return (directory, port);
+            },
+            () => StopAndRemove(_starting));
     }
+
+    // The directory of the start in progress, for the clean-up of a failed one.
+    private string? _starting;
 
     public string Directory { get; }
 
@@ -43,9 +58,16 @@ public sealed class RgwServer : IDisposable
     /// <summary>Starts radosgw again on the same port.</summary>
     public void StartGateway() => ServiceScripts.Run("rgw.sh", "start-rgw", Directory);
 
-    public void Dispose()
+    public void Dispose() => StopAndRemove(Directory);
+
+    private static void StopAndRemove(string? directory)
     {
-        ServiceScripts.Run("rgw.sh", "stop", Directory);
-        System.IO.Directory.Delete(Directory, recursive: true);
+        if (directory is null || !System.IO.Directory.Exists(directory))
+        {
+            return;
+        }
+
+        ServiceScripts.Run("rgw.sh", "stop", directory);
+        System.IO.Directory.Delete(directory, recursive: true);
     }
 }

@@ -38,18 +38,30 @@ public static class ServiceScripts
         return stdout.Result;
     }
 
+    /// <summary>Lowest port drawn for a service.</summary>
+    public const int FirstServicePort = 10000;
+
+    /// <summary>
+    /// Linux hands out 32768-60999 to outgoing connections (ip_local_port_range): a port drawn
+    /// there can be taken by one in the seconds before the service binds it (seen: radosgw lost
+    /// 35268 that way). Every port a service binds, siblings included, stays below this.
+    /// </summary>
+    public const int FirstEphemeralPort = 32768;
+
     /// <summary>
     /// A loopback port that is free now, and whose <paramref name="alsoFreeOffset"/> sibling is free
-    /// too (Redis Cluster's bus listens on port + 10000, so cluster ports stay at or below 55535).
+    /// too (Redis Cluster's bus listens on port + 10000; Ceph daemons bind up to 60 ports above the
+    /// monitor's), all of them below <see cref="FirstEphemeralPort"/>.
     /// </summary>
     public static int FreePort(int alsoFreeOffset = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(alsoFreeOffset);
         for (var attempt = 0; attempt < 200; attempt++)
         {
             int port;
             lock (Ports)
             {
-                port = Ports.Next(20000, 55535);
+                port = Ports.Next(FirstServicePort, FirstEphemeralPort - alsoFreeOffset);
             }
 
             if (IsFree(port) && (alsoFreeOffset == 0 || IsFree(port + alsoFreeOffset)))
@@ -59,6 +71,35 @@ public static class ServiceScripts
         }
 
         throw new InvalidOperationException("no free loopback port found");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="start"/> up to <paramref name="attempts"/> times. A failed attempt
+    /// runs <paramref name="cleanUp"/> first, so whatever it had started is stopped (a port taken
+    /// between the draw and the bind is the usual cause; the next attempt draws new ports). The
+    /// last failure is thrown with every earlier one in its message.
+    /// </summary>
+    public static T StartWithRetry<T>(string what, Func<T> start, Action cleanUp, int attempts = 3)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        ArgumentNullException.ThrowIfNull(cleanUp);
+        var failures = new List<string>();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return start();
+            }
+            catch (InvalidOperationException e)
+            {
+                cleanUp();
+                failures.Add($"attempt {attempt}: {e.Message}");
+                if (attempt >= attempts)
+                {
+                    throw new InvalidOperationException($"{what} did not start:\n{string.Join('\n', failures)}", e);
+                }
+            }
+        }
     }
 
     private static bool IsFree(int port)

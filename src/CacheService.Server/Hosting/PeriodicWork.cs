@@ -10,6 +10,9 @@ namespace CacheService.Server.Hosting;
 internal sealed class PeriodicWork(
     string name, Func<TimeSpan> interval, Func<CancellationToken, Task<int>> work, bool runAtStart, TimeProvider time, ILogger<PeriodicWork> logger) : BackgroundService
 {
+    /// <summary>What the work is, as the log names it.</summary>
+    public string Name => name;
+
     /// <summary>Rounds run so far, failed ones included.</summary>
     public long Rounds => Interlocked.Read(ref _rounds);
 

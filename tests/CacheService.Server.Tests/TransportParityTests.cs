@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using CacheService.Api.V1;
+using CacheService.Core.Index;
+using CacheService.Index.Sqlite;
+using CacheService.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace CacheService.Server.Tests;
+
+/// <summary>
+/// The same traffic over gRPC and over the registry API (<c>/v2/</c>) moves the same counters,
+/// in the Prometheus metrics and in the namespace's stats: both transports go through the core,
+/// which counts where each fact is known.
+/// </summary>
+public sealed class TransportParityTests : IAsyncLifetime, IDisposable
+{
+    private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
+    private readonly HttpClient _http = new();
+    private DegradedBackendTests.TroubledIndex _index = null!;
+    private TestServer _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await TestServer.StartAsync(
+            services => services.AddSingleton<ILayerIndex>(sp => _index = new DegradedBackendTests.TroubledIndex(new SqliteLayerIndex(
+                Path.Combine(sp.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory, "index.db"), TimeProvider.System))),
+            "--CacheService:Eviction:NamespaceBudgetBytes:parity/grpc-small=5000",
+            "--CacheService:Eviction:NamespaceBudgetBytes:parity/oci-small=5000");
+        _http.BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}");
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    public void Dispose() => _http.Dispose();
+
+    [Fact]
+    public async Task Uploads_whole_downloads_and_ranged_downloads_count_the_same_bytes()
+    {
+        var data = Layers.Random(10_000, 7);
+        var grpc = await MeasureBytesAsync("parity/grpc", async () =>
+        {
+            await Layers.UploadAsync(_server.Client, "parity/grpc", data);
+            Assert.Equal(data, await Layers.DownloadAsync(_server.Client, "parity/grpc", Layers.DigestOf(data)));
+            Assert.Equal(data[4000..], await Layers.DownloadAsync(_server.Client, "parity/grpc", Layers.DigestOf(data), offset: 4000));
+        });
+        var oci = await MeasureBytesAsync("parity/oci", async () =>
+        {
+            await PushBlobAsync("parity/oci", data);
+            Assert.Equal(data, await _http.GetByteArrayAsync($"/v2/parity/oci/blobs/{Layers.DigestOf(data)}"));
+            using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v2/parity/oci/blobs/{Layers.DigestOf(data)}");
+            ranged.Headers.Range = new RangeHeaderValue(4000, null);
+            using var response = await _http.SendAsync(ranged);
+            Assert.Equal(HttpStatusCode.PartialContent, response.StatusCode);
+            Assert.Equal(data[4000..], await response.Content.ReadAsByteArrayAsync());
+        });
+
+        Assert.Equal((10_000, 16_000, 10_000, 16_000), grpc);
+        Assert.Equal(grpc, oci);
+    }
+
+    [Fact]
+    public async Task Lookups_count_hits_misses_and_degraded_misses_the_same()
+    {
+        var grpc = await MeasureLookupsAsync("parity/grpc-lookups", async () =>
+        {
+            await Layers.UploadAndCommitAsync(_server.Client, "parity/grpc-lookups", "k", Layers.Random(100, 1));
+            Assert.True((await Lookup("parity/grpc-lookups", "k")).Hit);
+            Assert.False((await Lookup("parity/grpc-lookups", "absent")).Hit);
+            _index.Down = true;
+            Assert.True((await Lookup("parity/grpc-lookups", "k")).Degraded);
+            _index.Down = false;
+        });
+        var oci = await MeasureLookupsAsync("parity/oci-lookups", async () =>
+        {
+            await PushImageAsync("parity/oci-lookups", "k", seed: 1);
+            Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/parity/oci-lookups/manifests/k")).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/parity/oci-lookups/manifests/absent")).StatusCode);
+            _index.Down = true;
+            Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/parity/oci-lookups/manifests/k")).StatusCode); // a miss, not an error
+            _index.Down = false;
+        });
+
+        Assert.Equal((1, 1, 1, 1, 2, 1), grpc);
+        Assert.Equal(grpc, oci);
+    }
+
+    [Fact]
+    public async Task Evictions_reach_the_metric_and_the_stats_alike()
+    {
+        var grpc = await MeasureEvictionsAsync("parity/grpc-small", async () =>
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                await Layers.UploadAndCommitAsync(_server.Client, "parity/grpc-small", $"k{i}", Layers.Random(2000, i));
+            }
+        });
+        var oci = await MeasureEvictionsAsync("parity/oci-small", async () =>
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                await PushImageAsync("parity/oci-small", $"t{i}", seed: i, layerBytes: 2000);
+            }
+        });
+
+        Assert.True(grpc.Metric > 0, "the gRPC commits should have evicted");
+        Assert.Equal(grpc.Stats, grpc.Metric);
+        Assert.True(oci.Metric > 0, "the manifest pushes should have evicted");
+        Assert.Equal(oci.Stats, oci.Metric);
+    }
+
+    // (upload metric, download metric, stats uploaded, stats downloaded) moved by `traffic`.
+    private async Task<(double, double, long, long)> MeasureBytesAsync(string ns, Func<Task> traffic)
+    {
+        var before = await MetricsAsync();
+        await traffic();
+        var after = await MetricsAsync();
+        var stats = await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = ns });
+        const string Bytes = "cacheservice_layer_bytes_total{direction=\"{0}\"}";
+        return (
+            Delta(before, after, Bytes.Replace("{0}", "upload", StringComparison.Ordinal)),
+            Delta(before, after, Bytes.Replace("{0}", "download", StringComparison.Ordinal)),
+            stats.BytesUploaded,
+            stats.BytesDownloaded);
+    }
+
+    // (hit, miss, degraded metrics, index errors, stats lookups, stats hits) moved by `traffic`.
+    private async Task<(double, double, double, double, long, long)> MeasureLookupsAsync(string ns, Func<Task> traffic)
+    {
+        var before = await MetricsAsync();
+        await traffic();
+        var after = await MetricsAsync();
+        var stats = await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = ns });
+        string Series(string result) => $"cacheservice_lookups_total{{namespace=\"{ns}\",result=\"{result}\"}}";
+        return (
+            Delta(before, after, Series("hit")),
+            Delta(before, after, Series("miss")),
+            Delta(before, after, Series("degraded")),
+            Delta(before, after, "cacheservice_backend_errors_total{backend=\"index\"}"),
+            stats.Lookups,
+            stats.Hits);
+    }
+
+    private async Task<(double Metric, long Stats)> MeasureEvictionsAsync(string ns, Func<Task> traffic)
+    {
+        var before = await MetricsAsync();
+        await traffic();
+        var after = await MetricsAsync();
+        var stats = await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = ns });
+        return (Delta(before, after, $"cacheservice_evictions_total{{namespace=\"{ns}\"}}"), stats.Evictions);
+    }
+
+    private Task<LookupResponse> Lookup(string ns, string key) =>
+        _server.Client.LookupAsync(new LookupRequest { Namespace = ns, Key = Layers.Key(key) }).ResponseAsync;
+
+    private Task<string> MetricsAsync() => _http.GetStringAsync("/metrics");
+
+    private static double Delta(string before, string after, string series) => Sample(after, series) - Sample(before, series);
+
+    private static double Sample(string metrics, string series) =>
+        metrics.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal)) is { } line
+            ? double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture)
+            : 0;
+
+    private async Task<string> PushBlobAsync(string repo, byte[] data)
+    {
+        var digest = Layers.DigestOf(data);
+        using var response = await _http.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return digest;
+    }
+
+    private async Task PushImageAsync(string repo, string tag, int seed, int layerBytes = 100)
+    {
+        var config = Encoding.UTF8.GetBytes($"{{\"seed\":{seed}}}");
+        var layer = Layers.Random(layerBytes, seed + 100);
+        var manifest = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
+        {
+            schemaVersion = 2,
+            mediaType = ManifestType,
+            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = await PushBlobAsync(repo, config), size = config.Length },
+            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = await PushBlobAsync(repo, layer), size = layer.Length } },
+        }));
+        var content = new ByteArrayContent(manifest);
+        content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
+        using var response = await _http.PutAsync($"/v2/{repo}/manifests/{tag}", content);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+}
