@@ -1,3 +1,5 @@
+// Over 300 lines for now: the planner and its per-stage Scope share private state (stages, globals,
+// warnings). The work on stage, symlink, ARG/ENV and ONBUILD keying (issue 17) splits it by instruction.
 using CacheService.Core;
 using CacheService.Core.Keys;
 

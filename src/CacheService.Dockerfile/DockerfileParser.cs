@@ -1,3 +1,5 @@
+// Over 300 lines on purpose: one grammar kept in one file, in the order of BuildKit's parser.go (directives,
+// continuations, heredocs, the per-keyword split), so the two read side by side against the corpus.
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
