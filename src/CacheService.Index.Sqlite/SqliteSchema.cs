@@ -69,9 +69,11 @@ internal static class SqliteSchema
         CREATE INDEX IF NOT EXISTS gc_queue_by_since ON gc_queue (since);
         """;
 
+    // Tags written before version 2 were entries whose preimage named them ({"ociTag":"..."}).
     private const string Version2 = """
         ALTER TABLE entries ADD COLUMN tag TEXT;
         CREATE INDEX entries_tags ON entries (ns, tag) WHERE tag IS NOT NULL;
+        UPDATE entries SET tag = json_extract(preimage, '$.ociTag') WHERE preimage LIKE '{"ociTag":%';
         """;
 
     /// <summary>Creates the tables of a new file, or migrates an older one, in one transaction.</summary>

@@ -3,13 +3,13 @@ namespace CacheService.Server.Registry;
 /// <summary>Tag listing: sorted, <c>n</c> at a time after <c>last</c>, with a <c>Link</c> header to the next page.</summary>
 internal sealed partial class RegistryHandler
 {
-    // Without n, a page as large as CNCF Distribution's default limit.
-    private const int DefaultTagPage = 10_000;
+    // The largest page: without n, or with a larger one, a client gets this many and a Link to the rest.
+    private const int MaxTagPage = 10_000;
 
     private async Task TagsAsync(HttpContext http, string ns)
     {
         var last = http.Request.Query["last"].ToString();
-        var n = int.TryParse(http.Request.Query["n"], out var asked) && asked >= 0 ? asked : DefaultTagPage;
+        var n = int.TryParse(http.Request.Query["n"], out var asked) && asked >= 0 ? Math.Min(asked, MaxTagPage) : MaxTagPage;
         var page = (await registry.ListTagsAsync(ns, last.Length == 0 ? null : last, n + 1, http.RequestAborted)).ToList();
         if (page.Count > n)
         {

@@ -37,10 +37,11 @@ public sealed class SqliteLayerIndexTests : LayerIndexContract
     }
 
     [Fact]
-    public async Task A_file_of_the_first_schema_is_migrated_in_place_and_keeps_its_entries()
+    public async Task A_file_of_the_first_schema_is_migrated_in_place_and_keeps_its_entries_and_tags()
     {
         var path = Path.Combine(Directory.CreateTempSubdirectory("cs-sqlite-v1-").FullName, "index.db");
         var layer = Layer("from v1", 7);
+        const string OldTagPreimage = "{\"ociTag\":\"v1\"}";
         using (var v1 = new SqliteConnection($"Data Source={path};Pooling=False"))
         {
             v1.Open();
@@ -51,6 +52,7 @@ public sealed class SqliteLayerIndexTests : LayerIndexContract
                     media_type TEXT NOT NULL, preimage TEXT NOT NULL, created INTEGER NOT NULL, last_access INTEGER NOT NULL,
                     recency INTEGER NOT NULL, hits INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, key)) WITHOUT ROWID;
                 INSERT INTO entries VALUES ('{Ns}', '{KeyOf("old").Value}', '{layer.Digest.Value}', '{layer.DiffId.Value}', 7, '{layer.MediaType}', '', 0, 0, 1, 0);
+                INSERT INTO entries VALUES ('{Ns}', '{KeyOf("old tag").Value}', '{layer.Digest.Value}', '{layer.DiffId.Value}', 7, '{layer.MediaType}', '{OldTagPreimage}', 0, 0, 2, 0);
                 """;
             create.ExecuteNonQuery();
         }
@@ -59,7 +61,7 @@ public sealed class SqliteLayerIndexTests : LayerIndexContract
         {
             Assert.Equal(layer, (await migrated.LookupAsync(Ns, KeyOf("old"), Ct))!.Layer);
             await migrated.PutTagAsync(Ns, "latest", NewEntry.ForLayer(KeyOf("tagged"), layer), new NamespaceBudget(1000, 1000), Ct);
-            Assert.Equal(["latest"], (await migrated.ListTagsAsync(Ns, null, 10, Ct)).Select(t => t.Tag));
+            Assert.Equal(["latest", "v1"], (await migrated.ListTagsAsync(Ns, null, 10, Ct)).Select(t => t.Tag)); // v1 was a tag of the first schema
         }
 
         Assert.Equal(2L, UserVersion(path));
