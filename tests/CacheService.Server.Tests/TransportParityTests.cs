@@ -4,6 +4,9 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using CacheService.Api.V1;
+using CacheService.Blobs.FileSystem;
+using CacheService.Core;
+using CacheService.Core.Blobs;
 using CacheService.Core.Index;
 using CacheService.Index.Sqlite;
 using CacheService.Testing;
@@ -22,13 +25,18 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
     private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
     private readonly HttpClient _http = new();
     private DegradedBackendTests.TroubledIndex _index = null!;
+    private BreakingReads _blobs = null!;
     private TestServer _server = null!;
 
     public async Task InitializeAsync()
     {
         _server = await TestServer.StartAsync(
-            services => services.AddSingleton<ILayerIndex>(sp => _index = new DegradedBackendTests.TroubledIndex(new SqliteLayerIndex(
-                Path.Combine(sp.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory, "index.db"), TimeProvider.System))),
+            services =>
+            {
+                services.AddSingleton<ILayerIndex>(sp => _index = new DegradedBackendTests.TroubledIndex(new SqliteLayerIndex(
+                    Path.Combine(DataDirectory(sp), "index.db"), TimeProvider.System)));
+                services.AddSingleton<IBlobStore>(sp => _blobs = new BreakingReads(new FileSystemBlobStore(Path.Combine(DataDirectory(sp), "blobs"))));
+            },
             "--CacheService:Eviction:NamespaceBudgetBytes:parity/grpc-small=5000",
             "--CacheService:Eviction:NamespaceBudgetBytes:parity/oci-small=5000");
         _http.BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}");
@@ -113,6 +121,28 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
         Assert.Equal(oci.Stats, oci.Metric);
     }
 
+    [Fact]
+    public async Task A_store_that_fails_in_the_middle_of_a_download_is_counted_once_either_way()
+    {
+        var data = Layers.Random(2_000_000, 9); // several chunks: the failure comes after bytes went out
+        await Layers.UploadAsync(_server.Client, "parity/grpc-broken", data);
+        await PushBlobAsync("parity/oci-broken", data);
+        _blobs.FailAfterBytes = 600_000;
+
+        var before = await MetricsAsync();
+        var e = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => Layers.DownloadAsync(_server.Client, "parity/grpc-broken", Layers.DigestOf(data)));
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, e.StatusCode);
+        var afterGrpc = await MetricsAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => _http.GetByteArrayAsync($"/v2/parity/oci-broken/blobs/{Layers.DigestOf(data)}")); // the body is cut short
+        var afterOci = await MetricsAsync();
+        _blobs.FailAfterBytes = null;
+
+        const string Errors = "cacheservice_backend_errors_total{backend=\"blobs\"}";
+        Assert.Equal(1, Delta(before, afterGrpc, Errors));
+        Assert.Equal(1, Delta(afterGrpc, afterOci, Errors));
+        Assert.Equal(data, await Layers.DownloadAsync(_server.Client, "parity/grpc-broken", Layers.DigestOf(data))); // nothing was repaired away
+    }
+
     // (upload metric, download metric, stats uploaded, stats downloaded) moved by `traffic`.
     private async Task<(double, double, long, long)> MeasureBytesAsync(string ns, Func<Task> traffic)
     {
@@ -166,6 +196,8 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
             ? double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture)
             : 0;
 
+    private static string DataDirectory(IServiceProvider sp) => sp.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory;
+
     private async Task<string> PushBlobAsync(string repo, byte[] data)
     {
         var digest = Layers.DigestOf(data);
@@ -189,5 +221,44 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
         content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
         using var response = await _http.PutAsync($"/v2/{repo}/manifests/{tag}", content);
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+
+    /// <summary>The real store, whose reads can be made to fail part-way as a dropped connection to S3 would.</summary>
+    private sealed class BreakingReads(IBlobStore inner) : BlobStoreDecorator(inner)
+    {
+        public long? FailAfterBytes { get; set; }
+
+        public override async Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken)
+        {
+            var stream = await base.OpenReadAsync(ns, digest, offset, cancellationToken);
+            return FailAfterBytes is { } limit ? new FailingStream(stream, limit) : stream;
+        }
+
+        private sealed class FailingStream(Stream inner, long limit) : ReadOnlyStream
+        {
+            private long _read;
+
+            public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+            {
+                if (_read >= limit)
+                {
+                    throw new BackendUnavailableException("blobs", new IOException("connection reset by peer"));
+                }
+
+                var n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, limit - _read)], cancellationToken);
+                _read += n;
+                return n;
+            }
+
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing)
+                {
+                    inner.Dispose();
+                }
+
+                base.Dispose(disposing);
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ public sealed class ObservedBlobStore(IBlobStore inner, ICacheObserver observer)
         Unavailability.ReportAsync(base.CallAsync(operation, cancellationToken), observer);
 }
 
+/// <summary>Reports a backend found unavailable by a call, and lets the exception go on.</summary>
 internal static class Unavailability
 {
     public static async Task<T> ReportAsync<T>(Task<T> call, ICacheObserver observer)

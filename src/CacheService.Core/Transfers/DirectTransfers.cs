@@ -6,7 +6,8 @@ namespace CacheService.Core.Transfers;
 /// <summary>
 /// Presigned transfers straight between a client and the object store, for layers too large to
 /// relay. The server still decides what becomes visible: a direct upload is verified before it is
-/// published, and counted then.
+/// published, and counted then. The presigning store is not wrapped like the others, so its
+/// outages are reported to the observer here.
 /// </summary>
 public sealed class DirectTransfers(CacheBackends backends, LayerTransfers transfers)
 {
@@ -19,7 +20,7 @@ public sealed class DirectTransfers(CacheBackends backends, LayerTransfers trans
             throw new BlobNotFoundException(ns, digest);
         }
 
-        return await direct.PresignDownloadAsync(ns, digest, cancellationToken);
+        return await Unavailability.ReportAsync(direct.PresignDownloadAsync(ns, digest, cancellationToken), backends.Observer);
     }
 
     /// <summary>A URL that uploads a blob straight to the object store, or null when it is already stored.</summary>
@@ -27,7 +28,7 @@ public sealed class DirectTransfers(CacheBackends backends, LayerTransfers trans
     {
         var direct = Enabled();
         return await backends.Blobs.GetSizeAsync(ns, digest, cancellationToken) is null
-            ? await direct.PresignUploadAsync(ns, cancellationToken)
+            ? await Unavailability.ReportAsync(direct.PresignUploadAsync(ns, cancellationToken), backends.Observer)
             : null;
     }
 
@@ -35,7 +36,7 @@ public sealed class DirectTransfers(CacheBackends backends, LayerTransfers trans
     public async Task<bool> CompleteUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken)
     {
         transfers.CheckSize(size, "size");
-        var published = await Enabled().PromoteUploadAsync(ns, uploadId, digest, size, cancellationToken);
+        var published = await Unavailability.ReportAsync(Enabled().PromoteUploadAsync(ns, uploadId, digest, size, cancellationToken), backends.Observer);
         if (published)
         {
             await transfers.CountedAsync(ns, TransferDirection.Upload, size, cancellationToken);

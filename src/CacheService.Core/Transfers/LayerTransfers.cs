@@ -175,7 +175,7 @@ public sealed class LayerTransfers(CacheBackends backends, LimitsOptions limits)
                 for (var left = length; left > 0;)
                 {
                     var wanted = (int)Math.Min(ChunkBytes, left);
-                    var read = await stream.ReadAtLeastAsync(buffer.AsMemory(0, wanted), wanted, throwOnEndOfStream: false, cancellationToken);
+                    var read = await ReadChunkAsync(stream, buffer.AsMemory(0, wanted), cancellationToken);
                     if (read == 0)
                     {
                         break;
@@ -191,6 +191,21 @@ public sealed class LayerTransfers(CacheBackends backends, LimitsOptions limits)
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // The store's stream is read after the store call returned, outside the observed wrapper: a
+    // backend that fails mid-stream is reported here.
+    private async Task<int> ReadChunkAsync(Stream stream, Memory<byte> chunk, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await stream.ReadAtLeastAsync(chunk, chunk.Length, throwOnEndOfStream: false, cancellationToken);
+        }
+        catch (BackendUnavailableException e)
+        {
+            backends.Observer.BackendUnavailable(e.Backend, e.InnerException);
+            throw;
         }
     }
 

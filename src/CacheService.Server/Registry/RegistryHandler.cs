@@ -47,6 +47,9 @@ internal sealed partial class RegistryHandler(
             status = error.Status;
             if (!http.Response.HasStarted)
             {
+                // Headers set for a body that never started (a blob's Content-Length) must not describe the error.
+                http.Response.Clear();
+                http.Response.Headers[ApiVersionHeader] = "registry/2.0";
                 http.Response.StatusCode = error.Status;
                 await http.Response.WriteAsJsonAsync(new { errors = new[] { new { code = error.Code, message = error.Message } } });
             }
