@@ -1,5 +1,4 @@
 using CacheService.Blobs.S3;
-using CacheService.Core;
 using Microsoft.Extensions.Options;
 
 namespace CacheService.Server.Hosting;
@@ -18,12 +17,11 @@ internal sealed class BucketSetupService(IServiceProvider services, IOptions<Sto
         {
             await services.GetRequiredService<S3BlobStore>().EnsureBucketAsync(cancellationToken);
         }
-        catch (CacheServiceException e)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            Log.BucketSetupFailed(logger, e);
+            Log.BucketSetupFailed(logger, e); // requests will find out; a start must not fail on it
         }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
 }

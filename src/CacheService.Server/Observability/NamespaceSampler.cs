@@ -10,8 +10,8 @@ public sealed record NamespaceSample(DateTimeOffset At, NamespaceUsage Usage);
 
 /// <summary>
 /// Reads every namespace's counters from the index each <see cref="ObservabilityOptions.SampleInterval"/>
-/// (on the injected clock, run by the host's periodic work): the entries and stored-bytes gauges follow them, and the status page
-/// charts the last <see cref="ObservabilityOptions.HistoryLength"/> samples. Reading the index
+/// (on the injected clock; the host's periodic work runs it): the entries and stored-bytes gauges
+/// follow them, and the status page charts the last <see cref="ObservabilityOptions.HistoryLength"/> samples. Reading the index
 /// here, not on every scrape, keeps a busy Prometheus from loading Redis. Namespaces beyond
 /// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>.
 /// </summary>
@@ -63,5 +63,4 @@ public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, IO
     private static NamespaceUsage Add(NamespaceUsage a, NamespaceUsage b) => new(
         a.Lookups + b.Lookups, a.Hits + b.Hits, a.Entries + b.Entries, a.StoredBytes + b.StoredBytes,
         a.Evictions + b.Evictions, a.BytesUploaded + b.BytesUploaded, a.BytesDownloaded + b.BytesDownloaded);
-
 }
