@@ -48,7 +48,7 @@ public sealed class CacheMetrics
         _chainSteps = factory.CreateCounter("cacheservice_resolve_chain_steps_total", "ResolveChain steps by result: hit, miss, config or pending.", "result");
         _layerBytes = factory.CreateCounter("cacheservice_layer_bytes_total", "Layer bytes through the server by direction: upload or download.", "direction");
         _evictions = factory.CreateCounter("cacheservice_evictions_total", "Entries evicted to keep a namespace within its budget.", "namespace");
-        _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Requests that found a backend unavailable, by backend: index or blobs.", "backend");
+        _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Backend calls that found the backend unavailable (a lookup the index could not answer in time included), by backend: index or blobs.", "backend");
         _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
