@@ -14,27 +14,24 @@ public sealed class RgwServer : IDisposable
     public const string SecretKey = "cacheservice-secret";
 
     /// <summary>
-    /// Starts the cluster. A start that fails stops every daemon it had started (by PID) and
-    /// tries again on new ports; after the last attempt the directory is removed too.
+    /// Starts the cluster. A start that fails stops every daemon it had started (by PID), removes
+    /// its directory and tries again on new ports.
     /// </summary>
     public RgwServer()
     {
+        string? starting = null;
         (Directory, Port) = ServiceScripts.StartWithRetry(
             "Ceph RGW",
             () =>
             {
-                var directory = System.IO.Directory.CreateTempSubdirectory("cs-rgw-").FullName;
-                _starting = directory;
+                var directory = starting = System.IO.Directory.CreateTempSubdirectory("cs-rgw-").FullName;
                 var port = ServiceScripts.FreePort();
                 var monPort = ServiceScripts.FreePort(alsoFreeOffset: 60);
                 ServiceScripts.Run("rgw.sh", "start", directory, port.ToString(CultureInfo.InvariantCulture), monPort.ToString(CultureInfo.InvariantCulture));
                 return (directory, port);
             },
-            () => StopAndRemove(_starting));
+            () => StopAndRemove(starting));
     }
-
-    // The directory of the start in progress, for the clean-up of a failed one.
-    private string? _starting;
 
     public string Directory { get; }
 
