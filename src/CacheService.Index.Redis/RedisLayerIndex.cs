@@ -85,8 +85,10 @@ public sealed partial class RedisLayerIndex : ILayerIndex
         var distinct = entry with { Blobs = entry.Blobs.DistinctBy(b => b.Digest).ToList() };
         var value = EntryCodec.Encode(distinct, _time.GetUtcNow());
 
-        // Registering first means the collector never misses a namespace that has entries.
-        await RegisterAsync(ns, cancellationToken);
+        // Registering first means the collector never misses a namespace that has entries. A
+        // write registers every time (writes are not the hot path), so a registry Redis lost in a
+        // flush or a failover is rebuilt by the next commit, not only by the next process.
+        await RegisterAsync(ns, cancellationToken, always: true);
         var parts = (RedisResult[])(await _scripts.RunAsync(ns, script,
             [EntryCodec.Raw(entry.Key), value, budget.HighWatermarkBytes, budget.LowWatermarkBytes, Now(), entry.Preimage, .. extra], cancellationToken))!;
         var status = (int)parts[0];
@@ -195,9 +197,9 @@ public sealed partial class RedisLayerIndex : ILayerIndex
     // Adds the namespace to the registry the collector and the status sampler walk. The registry
     // lives outside the namespace's slot, so it cannot join a script; it is written once per
     // namespace per process, not on every lookup of the hot path.
-    private async Task RegisterAsync(string ns, CancellationToken cancellationToken)
+    private async Task RegisterAsync(string ns, CancellationToken cancellationToken, bool always = false)
     {
-        if (_registered.ContainsKey(ns))
+        if (!always && _registered.ContainsKey(ns))
         {
             return;
         }

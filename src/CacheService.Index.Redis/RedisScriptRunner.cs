@@ -43,14 +43,16 @@ internal sealed class RedisScriptRunner(IConnectionMultiplexer redis, RedisKeyLa
         }
     }
 
+    // Outages and overloads: a Redis that is unreachable, slow, loading, without quorum, read-only
+    // after a failover, busy with a long script (BUSY), out of memory (OOM), refusing writes after
+    // a failed save (MISCONF) or missing replicas (NOREPLICAS). Builds treat them as a miss or
+    // UNAVAILABLE; anything else is a bug and surfaces as one.
+    private static readonly string[] OutageReplies = ["LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "OOM", "MISCONF", "NOREPLICAS"];
+
     private static bool IsOutage(Exception e) => e switch
     {
         RedisConnectionException or RedisTimeoutException => true,
-        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
-            || server.Message.StartsWith("CLUSTERDOWN", StringComparison.Ordinal)
-            || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
-            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
-            || server.Message.StartsWith("READONLY", StringComparison.Ordinal),
+        RedisServerException server => OutageReplies.Any(reply => server.Message.StartsWith(reply, StringComparison.Ordinal)),
         _ => false,
     };
 }

@@ -48,6 +48,24 @@ public abstract class BlobStoreContract : IDisposable
     }
 
     [Fact]
+    public async Task An_empty_upload_under_any_digest_but_the_empty_blobs_is_refused_and_stores_nothing()
+    {
+        var claimed = Digest.Of(Bytes(100, seed: 40));
+        var e = await Assert.ThrowsAsync<InvalidFieldException>(() => Store.PutAsync(Ns, claimed, 0, new MemoryStream(), Ct));
+        Assert.Equal("digest", e.Field);
+        Assert.Null(await Store.GetSizeAsync(Ns, claimed, Ct));
+
+        var real = Bytes(100, seed: 40); // the real bytes of that digest still go in afterwards
+        Assert.True(await Store.PutAsync(Ns, claimed, real.Length, new MemoryStream(real), Ct));
+        Assert.Equal(100, await Store.GetSizeAsync(Ns, claimed, Ct));
+
+        var empty = Digest.Of([]);
+        Assert.True(await Store.PutAsync(Ns, empty, 0, new MemoryStream(), Ct));
+        Assert.Equal(0, await Store.GetSizeAsync(Ns, empty, Ct));
+        Assert.Empty(await ReadAll(await Store.OpenReadAsync(Ns, empty, 0, Ct)));
+    }
+
+    [Fact]
     public async Task A_stored_blob_reads_back_identical_with_its_size()
     {
         var data = Bytes(300_000);

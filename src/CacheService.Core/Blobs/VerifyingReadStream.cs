@@ -9,13 +9,42 @@ namespace CacheService.Core.Blobs;
 /// mismatch throws instead of delivering the final bytes, so the upload is abandoned before the
 /// blob can become visible. Stores use it so that verification is written once.
 /// </summary>
-public sealed class VerifyingReadStream(Stream source, Digest digest, long size) : ReadOnlyStream
+/// <remarks>
+/// An empty blob is checked when the stream is made: a consumer may never read a body of length
+/// zero (an HTTP PUT with <c>Content-Length: 0</c>), and a check at the end of the last read would
+/// then never run, publishing nothing-at-all under any digest.
+/// </remarks>
+public sealed class VerifyingReadStream : ReadOnlyStream
 {
     /// <summary>Buffer size stores copy with, in bytes.</summary>
     public const int BufferSize = 128 * 1024;
 
+    private static readonly Digest EmptyBlob = Digest.Of([]);
+
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly Stream source;
+    private readonly Digest digest;
+    private readonly long size;
     private long _total;
+
+    /// <summary>Verifies <paramref name="source"/> against <paramref name="digest"/> and <paramref name="size"/>.</summary>
+    /// <exception cref="InvalidFieldException">At once, for a negative size, or a size of zero with any digest but the empty blob's.</exception>
+    public VerifyingReadStream(Stream source, Digest digest, long size)
+    {
+        if (size < 0)
+        {
+            throw new InvalidFieldException("size", "must not be negative");
+        }
+
+        if (size == 0 && digest != EmptyBlob)
+        {
+            throw new InvalidFieldException("digest", $"an empty blob has the digest {EmptyBlob}, not {digest}");
+        }
+
+        this.source = source;
+        this.digest = digest;
+        this.size = size;
+    }
 
     public override long Length => size;
 

@@ -53,7 +53,9 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
         var entry = IsDigest(reference)
             ? await backends.Index.LookupAsync(ns, ManifestKey(Digest.Parse(reference, "reference")), cancellationToken)
             : (await lookups.LookupAsync([ns], TagKey(CheckTag(reference)), cancellationToken)).Entry;
-        if (entry is null)
+        // Only a manifest is served as one: an entry committed under a tag's key over gRPC may
+        // name a layer of any size, and reading it whole into memory is not a manifest GET.
+        if (entry is null || entry.Layer.Size > MaxManifestBytes)
         {
             return null;
         }

@@ -1,6 +1,3 @@
-using System.Buffers;
-using System.Runtime.CompilerServices;
-using System.Security.Cryptography;
 using CacheService.Core.Index;
 using CacheService.Core.Observation;
 using CacheService.Core.Options;
@@ -14,9 +11,10 @@ namespace CacheService.Core.Transfers;
 /// </summary>
 /// <remarks>
 /// Repair: a blob found missing, or whose bytes no longer hash to their digest, takes the index
-/// entries that point at it with it, so builders rebuild instead of failing on every use.
+/// entries that point at it with it, so builders rebuild instead of failing on every use. The
+/// reading side (downloads, ranges, repair) is in <c>LayerTransfers.Reads.cs</c>.
 /// </remarks>
-public sealed class LayerTransfers(CacheBackends backends, LimitsOptions limits)
+public sealed partial class LayerTransfers(CacheBackends backends, LimitsOptions limits)
 {
     // Bytes per chunk handed out: well under gRPC's default 4 MiB message limit of clients. Full
     // chunks matter: a store's stream returns what one socket read brought (often a few KiB), and
@@ -26,6 +24,22 @@ public sealed class LayerTransfers(CacheBackends backends, LimitsOptions limits)
     /// <summary>The size of a stored blob, or null.</summary>
     public Task<long?> SizeAsync(string ns, Digest digest, CancellationToken cancellationToken) =>
         backends.Blobs.GetSizeAsync(ns, digest, cancellationToken);
+
+    /// <summary>
+    /// The size of a blob a client is about to read, or null; an absent blob that entries still
+    /// point at repairs the index first, so the next lookup misses cleanly instead of promising
+    /// bytes that are gone.
+    /// </summary>
+    public async Task<long?> SizeForReadAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        var size = await backends.Blobs.GetSizeAsync(ns, digest, cancellationToken);
+        if (size is null)
+        {
+            await RepairMissingAsync(ns, digest, cancellationToken);
+        }
+
+        return size;
+    }
 
     /// <summary>Sizes of the stored blobs among <paramref name="digests"/>; absent ones are left out.</summary>
     public async Task<IReadOnlyList<BlobRef>> StatAsync(string ns, IReadOnlyList<Digest> digests, CancellationToken cancellationToken)
@@ -74,68 +88,6 @@ public sealed class LayerTransfers(CacheBackends backends, LimitsOptions limits)
         return true;
     }
 
-    /// <summary>
-    /// Streams a blob from <paramref name="offset"/>, hashing it whole (the bytes before the offset
-    /// are read but not returned). A missing blob throws <see cref="BlobNotFoundException"/>; bytes
-    /// that do not hash to the digest throw <see cref="BlobCorruptedException"/> after the last
-    /// chunk. Either way the entries that point at the blob are removed. Each chunk is valid only
-    /// until the next one is requested.
-    /// </summary>
-    public async IAsyncEnumerable<ReadOnlyMemory<byte>> DownloadAsync(
-        string ns, Digest digest, long offset, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        if (offset < 0)
-        {
-            throw new InvalidFieldException("offset", "must not be negative");
-        }
-
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var read = new ReadProgress();
-        await foreach (var chunk in ReadAsync(ns, digest, 0, long.MaxValue, hash, read, cancellationToken))
-        {
-            var skip = (int)Math.Clamp(offset - (read.Position - chunk.Length), 0, chunk.Length);
-            if (skip < chunk.Length)
-            {
-                yield return chunk[skip..];
-                read.Sent += chunk.Length - skip;
-                backends.Observer.LayerBytes(TransferDirection.Download, chunk.Length - skip);
-            }
-        }
-
-        if (offset > read.Position)
-        {
-            throw new InvalidFieldException("offset", $"is beyond the end of the blob ({read.Position} bytes)");
-        }
-
-        if (Digest.FromHash(hash.GetHashAndReset()) != digest)
-        {
-            await backends.Index.RemoveEntriesReferencingAsync(ns, digest, cancellationToken);
-            await backends.Blobs.DeleteAsync(ns, digest, cancellationToken);
-            throw new BlobCorruptedException(ns, digest);
-        }
-
-        await backends.RecordUsageAsync(ns, new UsageDelta(BytesDownloaded: read.Sent), cancellationToken);
-    }
-
-    /// <summary>
-    /// Streams <paramref name="length"/> bytes of a blob from <paramref name="start"/> as stored (a
-    /// range cannot be verified without reading the whole blob). Counted like a download; a
-    /// missing blob repairs the index as <see cref="DownloadAsync"/> does.
-    /// </summary>
-    public async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadRangeAsync(
-        string ns, Digest digest, long start, long length, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        var read = new ReadProgress();
-        await foreach (var chunk in ReadAsync(ns, digest, start, length, null, read, cancellationToken))
-        {
-            yield return chunk;
-            read.Sent += chunk.Length;
-            backends.Observer.LayerBytes(TransferDirection.Download, chunk.Length);
-        }
-
-        await backends.RecordUsageAsync(ns, new UsageDelta(BytesDownloaded: read.Sent), cancellationToken);
-    }
-
     internal void CheckSize(long size, string field)
     {
         if (size < 0 || size > limits.MaxLayerBytes)
@@ -149,70 +101,5 @@ public sealed class LayerTransfers(CacheBackends backends, LimitsOptions limits)
         backends.Observer.LayerBytes(direction, bytes);
         var delta = direction == TransferDirection.Upload ? new UsageDelta(BytesUploaded: bytes) : new UsageDelta(BytesDownloaded: bytes);
         await backends.RecordUsageAsync(ns, delta, cancellationToken);
-    }
-
-    // Reads up to `length` bytes from `start` in full chunks, hashing them when asked; a missing
-    // blob repairs the index before the exception reaches the caller.
-    private async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadAsync(
-        string ns, Digest digest, long start, long length, IncrementalHash? hash, ReadProgress progress, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        Stream stream;
-        try
-        {
-            stream = await backends.Blobs.OpenReadAsync(ns, digest, start, cancellationToken);
-        }
-        catch (BlobNotFoundException)
-        {
-            await backends.Index.RemoveEntriesReferencingAsync(ns, digest, cancellationToken);
-            throw;
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
-        try
-        {
-            await using (stream)
-            {
-                for (var left = length; left > 0;)
-                {
-                    var wanted = (int)Math.Min(ChunkBytes, left);
-                    var read = await ReadChunkAsync(stream, buffer.AsMemory(0, wanted), cancellationToken);
-                    if (read == 0)
-                    {
-                        break;
-                    }
-
-                    hash?.AppendData(buffer, 0, read);
-                    progress.Position += read;
-                    left -= read;
-                    yield return buffer.AsMemory(0, read);
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    // The store's stream is read after the store call returned, outside the observed wrapper: a
-    // backend that fails mid-stream is reported here.
-    private async Task<int> ReadChunkAsync(Stream stream, Memory<byte> chunk, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await stream.ReadAtLeastAsync(chunk, chunk.Length, throwOnEndOfStream: false, cancellationToken);
-        }
-        catch (BackendUnavailableException e)
-        {
-            backends.Observer.BackendUnavailable(e.Backend, e.InnerException);
-            throw;
-        }
-    }
-
-    private sealed class ReadProgress
-    {
-        public long Position { get; set; }
-
-        public long Sent { get; set; }
     }
 }

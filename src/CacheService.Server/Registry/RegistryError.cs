@@ -20,6 +20,7 @@ internal sealed class RegistryError(int status, string code, string message) : E
         InvalidFieldException => new RegistryError(400, "DIGEST_INVALID", e.Message),
         PreconditionFailedException => new RegistryError(400, "MANIFEST_BLOB_UNKNOWN", e.Message),
         BlobNotFoundException => new RegistryError(404, "BLOB_UNKNOWN", e.Message),
+        BlobCorruptedException => new RegistryError(404, "BLOB_UNKNOWN", e.Message + "; it was removed, push it again"),
         QuotaExceededException => new RegistryError(413, "DENIED", e.Message),
         BackendUnavailableException => new RegistryError(503, "UNAVAILABLE", e.Message),
         JsonException => new RegistryError(400, "MANIFEST_INVALID", "the manifest is not valid JSON"),

@@ -11,7 +11,7 @@ internal sealed partial class RegistryHandler
         {
             case "HEAD":
             case "GET":
-                var size = await transfers.SizeAsync(ns, digest, http.RequestAborted) ?? throw new RegistryError(404, "BLOB_UNKNOWN", $"blob {digest} is not in {ns}");
+                var size = await transfers.SizeForReadAsync(ns, digest, http.RequestAborted) ?? throw new RegistryError(404, "BLOB_UNKNOWN", $"blob {digest} is not in {ns}");
                 http.Response.Headers[DigestHeader] = digest.Value;
                 http.Response.Headers.AcceptRanges = "bytes";
                 http.Response.ContentType = "application/octet-stream";

@@ -1,0 +1,163 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using CacheService.Api.V1;
+using CacheService.Core.Registry;
+using CacheService.Testing;
+using Grpc.Core;
+
+namespace CacheService.Server.Tests;
+
+/// <summary>
+/// Findings of the hostile review (issue 13) on the embedded engines, over both transports: no
+/// input may publish bytes under a digest they do not have, serve a wrong body whole, or keep a
+/// hit whose bytes are gone.
+/// </summary>
+public sealed class HostileInputTests : IAsyncLifetime, IDisposable
+{
+    private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
+    private readonly HttpClient _http = new();
+    private TestServer _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await TestServer.StartAsync();
+        _http.BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}");
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    public void Dispose() => _http.Dispose();
+
+    [Fact]
+    public async Task A_zero_byte_upload_cannot_claim_a_real_layers_digest_over_either_transport()
+    {
+        var real = Layers.Random(5000, 1);
+        using (var upload = _server.Client.UploadLayer())
+        {
+            await upload.RequestStream.WriteAsync(new UploadLayerRequest { Header = new UploadHeader { Namespace = "hostile/empty", Digest = Layers.DigestOf(real), Size = 0 } });
+            await upload.RequestStream.CompleteAsync();
+            var e = await Assert.ThrowsAsync<RpcException>(() => upload.ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        }
+
+        var stored = await Layers.UploadAsync(_server.Client, "hostile/empty", real); // the real bytes still go in
+        Assert.False(stored.AlreadyExisted);
+        Assert.True((await _server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/empty", Key = Layers.Key("k"), Layer = Layers.Descriptor(real) })).Created);
+
+        var other = Layers.DigestOf(Layers.Random(5000, 2));
+        using var post = await _http.PostAsync($"/v2/hostile/empty/blobs/uploads/?digest={other}", new ByteArrayContent([]));
+        Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
+        Assert.Contains("DIGEST_INVALID", await post.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/hostile/empty/blobs/{other}"));
+        Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_corrupt_blob_is_never_sent_whole_with_a_success_status_and_is_purged()
+    {
+        var data = Layers.Random(2_000_000, 3); // several chunks: the first ones go out before the end is known
+        var digest = await PushBlobAsync("hostile/corrupt", data);
+        var grpcData = Layers.Random(2_000_000, 4);
+        await Layers.UploadAsync(_server.Client, "hostile/corrupt", grpcData);
+        Corrupt(_server.BlobPath("hostile/corrupt", digest));
+        Corrupt(_server.BlobPath("hostile/corrupt", Layers.DigestOf(grpcData)));
+
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => _http.GetByteArrayAsync($"/v2/hostile/corrupt/blobs/{digest}")); // cut short, never a 200 with every byte
+        using var again = await _http.GetAsync($"/v2/hostile/corrupt/blobs/{digest}");
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+
+        var received = 0L;
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = _server.Client.DownloadLayer(new DownloadLayerRequest { Namespace = "hostile/corrupt", Digest = Layers.DigestOf(grpcData) });
+            await foreach (var message in call.ResponseStream.ReadAllAsync())
+            {
+                received += message.Chunk.Length;
+            }
+        });
+        Assert.Equal(StatusCode.DataLoss, e.StatusCode);
+        Assert.True(received < grpcData.Length, $"all {received} bytes were sent before the corruption was reported");
+    }
+
+    [Fact]
+    public async Task A_layer_blob_gone_behind_a_tag_repairs_it_so_the_next_pull_misses_and_rebuilds()
+    {
+        var layer = Layers.Random(1000, 5);
+        var layerDigest = await PushBlobAsync("hostile/gone", layer);
+        var config = Encoding.UTF8.GetBytes("{}");
+        var manifest = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
+        {
+            schemaVersion = 2,
+            mediaType = ManifestType,
+            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = await PushBlobAsync("hostile/gone", config), size = config.Length },
+            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
+        }));
+        Assert.Equal(HttpStatusCode.Created, (await PutManifestAsync("hostile/gone", "step", manifest)).StatusCode);
+        File.Delete(_server.BlobPath("hostile/gone", layerDigest));
+
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"/v2/hostile/gone/blobs/{layerDigest}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/hostile/gone/manifests/step")).StatusCode); // a clean miss, not a manifest without bytes
+    }
+
+    [Theory]
+    [InlineData("[]")]
+    [InlineData("\"a string\"")]
+    [InlineData("{\"layers\": 5}")]
+    [InlineData("{\"config\": \"sha256:x\"}")]
+    [InlineData("{\"layers\": [1]}")]
+    [InlineData("{\"layers\": [{\"digest\": 7}]}")]
+    [InlineData("{\"manifests\": {}}")]
+    [InlineData("{\"mediaType\": 5, \"layers\": [{}]}")]
+    [InlineData("not json")]
+    public async Task A_garbage_manifest_is_refused_as_invalid_not_as_a_server_fault(string body)
+    {
+        using var response = await PutManifestAsync("hostile/garbage", "t", Encoding.UTF8.GetBytes(body));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("MANIFEST_INVALID", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_empty_tag_page_is_an_empty_answer()
+    {
+        await PushBlobAsync("hostile/tags", [1, 2, 3]);
+        using var response = await _http.GetAsync("/v2/hostile/tags/tags/list?n=0");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(0, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("tags").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task A_tag_whose_entry_is_no_manifest_is_not_read_into_memory()
+    {
+        var big = Layers.Random(OciRegistry.MaxManifestBytes + 1, 6);
+        await Layers.UploadAsync(_server.Client, "hostile/big", big);
+        var layer = Layers.Descriptor(big);
+        await _server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/big", Key = OciRegistry.TagKey("huge").Value, Layer = layer });
+
+        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v2/hostile/big/manifests/huge"));
+        Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
+    }
+
+    private static void Corrupt(string path)
+    {
+        using var file = File.OpenWrite(path);
+        file.Seek(-1, SeekOrigin.End);
+        file.WriteByte(0x5A); // same size, other bytes
+    }
+
+    private async Task<string> PushBlobAsync(string repo, byte[] data)
+    {
+        var digest = Layers.DigestOf(data);
+        using var response = await _http.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return digest;
+    }
+
+    private async Task<HttpResponseMessage> PutManifestAsync(string repo, string reference, byte[] manifest)
+    {
+        var content = new ByteArrayContent(manifest);
+        content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
+        return await _http.PutAsync($"/v2/{repo}/manifests/{reference}", content);
+    }
+}
