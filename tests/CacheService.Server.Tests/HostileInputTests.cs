@@ -139,6 +139,29 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
     }
 
+    [Fact]
+    public async Task An_upload_that_stops_sending_is_abandoned_after_the_idle_timeout_and_leaves_nothing_staged()
+    {
+        var data = Layers.Random(100_000, 8);
+        using var upload = _server.Client.UploadLayer();
+        await upload.RequestStream.WriteAsync(new UploadLayerRequest { Header = new UploadHeader { Namespace = "hostile/idle", Digest = Layers.DigestOf(data), Size = data.Length } });
+        await upload.RequestStream.WriteAsync(new UploadLayerRequest { Chunk = Google.Protobuf.ByteString.CopyFrom(data, 0, 1000) });
+
+        // The client now sends nothing; the server's idle clock (the test's) runs on.
+        for (var i = 0; i < 200 && !upload.ResponseAsync.IsCompleted; i++)
+        {
+            _server.Time.Advance(TimeSpan.FromSeconds(30));
+            await Task.Delay(25);
+        }
+
+        Assert.True(upload.ResponseAsync.IsCompleted, "the server kept waiting for the abandoned upload");
+        var e = await Assert.ThrowsAsync<RpcException>(() => upload.ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.StartsWith("chunk:", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(Path.Combine(_server.DataDirectory, "blobs", ".uploads")));
+        Assert.Null((await _server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "hostile/idle", Digests = { Layers.DigestOf(data) } })).Present.FirstOrDefault());
+    }
+
     private static void Corrupt(string path)
     {
         using var file = File.OpenWrite(path);

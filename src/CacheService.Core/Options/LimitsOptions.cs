@@ -24,6 +24,13 @@ public sealed class LimitsOptions
     /// <summary>How long a lookup may wait for the index before it answers a degraded miss. Default 500 ms.</summary>
     public TimeSpan LookupTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// How long an upload may go without a new chunk before the server abandons it (and its staged
+    /// bytes): a client that stops sending must not hold a stream and a staging file forever.
+    /// Default 1 minute.
+    /// </summary>
+    public TimeSpan UploadIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
@@ -33,5 +40,6 @@ public sealed class LimitsOptions
         if (MaxChainSteps <= 0) yield return "MaxChainSteps must be positive";
         if (MaxBatch <= 0) yield return "MaxBatch must be positive";
         if (LookupTimeout <= TimeSpan.Zero) yield return "LookupTimeout must be positive";
+        if (UploadIdleTimeout <= TimeSpan.Zero) yield return "UploadIdleTimeout must be positive";
     }
 }

@@ -23,7 +23,8 @@ internal sealed class LayerCacheGrpcService(
     LayerTransfers transfers,
     DirectTransfers direct,
     NamespaceAdministration admin,
-    IOptions<LimitsOptions> limitOptions) : Wire.LayerCache.LayerCacheBase
+    IOptions<LimitsOptions> limitOptions,
+    TimeProvider time) : Wire.LayerCache.LayerCacheBase
 {
     private readonly LimitsOptions _limits = limitOptions.Value;
 
@@ -122,7 +123,7 @@ internal sealed class LayerCacheGrpcService(
         var header = requestStream.Current.Header;
         var ns = Requests.Namespace(header.Namespace, "header.namespace");
         var digest = Requests.Digest(header.Digest, "header.digest");
-        var stored = await transfers.UploadAsync(ns, digest, header.Size, new UploadChunkStream(requestStream), context.CancellationToken);
+        var stored = await transfers.UploadAsync(ns, digest, header.Size, new UploadChunkStream(requestStream, _limits.UploadIdleTimeout, time), context.CancellationToken);
         return new Wire.UploadLayerResponse
         {
             Layer = new Wire.LayerDescriptor { Digest = digest.Value, Size = header.Size, MediaType = header.MediaType },

@@ -8,9 +8,11 @@ namespace CacheService.Server.Rpc;
 
 /// <summary>
 /// Reads the chunks of an UploadLayer call as a forward-only stream, one message at a time, so
-/// a blob store can consume an upload of any size in constant memory.
+/// a blob store can consume an upload of any size in constant memory. A client that sends no
+/// chunk for <paramref name="idleTimeout"/> (on the injected clock) has abandoned the upload: the
+/// read fails naming the field, and the store drops what it staged.
 /// </summary>
-internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerRequest> requests) : ReadOnlyStream
+internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerRequest> requests, TimeSpan idleTimeout, TimeProvider time) : ReadOnlyStream
 {
     private ByteString _chunk = ByteString.Empty;
     private int _offset;
@@ -38,9 +40,18 @@ internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerReque
 
     private async ValueTask<bool> NextChunkAsync(CancellationToken cancellationToken)
     {
-        if (!await requests.MoveNext(cancellationToken))
+        using var idle = new CancellationTokenSource(idleTimeout, time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, idle.Token);
+        try
         {
-            return false;
+            if (!await requests.MoveNext(wait.Token))
+            {
+                return false;
+            }
+        }
+        catch (OperationCanceledException) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new InvalidFieldException("chunk", $"none arrived for {idleTimeout}; the upload was abandoned");
         }
 
         if (requests.Current.PayloadCase != Wire.UploadLayerRequest.PayloadOneofCase.Chunk)
@@ -52,5 +63,4 @@ internal sealed class UploadChunkStream(IAsyncStreamReader<Wire.UploadLayerReque
         _offset = 0;
         return true;
     }
-
 }
