@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using CacheService.Api.V1;
@@ -16,7 +15,6 @@ namespace CacheService.Server.Tests;
 /// </summary>
 public sealed class HostileInputTests : IAsyncLifetime, IDisposable
 {
-    private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
     private readonly HttpClient _http = new();
     private TestServer _server = null!;
 
@@ -58,7 +56,7 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     public async Task A_corrupt_blob_is_never_sent_whole_with_a_success_status_and_is_purged()
     {
         var data = Layers.Random(2_000_000, 3); // several chunks: the first ones go out before the end is known
-        var digest = await PushBlobAsync("hostile/corrupt", data);
+        var digest = await _http.PushBlobAsync("hostile/corrupt", data);
         var grpcData = Layers.Random(2_000_000, 4);
         await Layers.UploadAsync(_server.Client, "hostile/corrupt", grpcData);
         Corrupt(_server.BlobPath("hostile/corrupt", digest));
@@ -84,17 +82,8 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_layer_blob_gone_behind_a_tag_repairs_it_so_the_next_pull_misses_and_rebuilds()
     {
-        var layer = Layers.Random(1000, 5);
-        var layerDigest = await PushBlobAsync("hostile/gone", layer);
-        var config = Encoding.UTF8.GetBytes("{}");
-        var manifest = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
-        {
-            schemaVersion = 2,
-            mediaType = ManifestType,
-            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = await PushBlobAsync("hostile/gone", config), size = config.Length },
-            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
-        }));
-        Assert.Equal(HttpStatusCode.Created, (await PutManifestAsync("hostile/gone", "step", manifest)).StatusCode);
+        var (manifest, _) = await _http.PushImageAsync("hostile/gone", "step", seed: 5);
+        var layerDigest = JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
         File.Delete(_server.BlobPath("hostile/gone", layerDigest));
 
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"/v2/hostile/gone/blobs/{layerDigest}")).StatusCode);
@@ -113,7 +102,7 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [InlineData("not json")]
     public async Task A_garbage_manifest_is_refused_as_invalid_not_as_a_server_fault(string body)
     {
-        using var response = await PutManifestAsync("hostile/garbage", "t", Encoding.UTF8.GetBytes(body));
+        using var response = await _http.PutManifestAsync("hostile/garbage", "t", Encoding.UTF8.GetBytes(body));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains("MANIFEST_INVALID", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
@@ -121,7 +110,7 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task An_empty_tag_page_is_an_empty_answer()
     {
-        await PushBlobAsync("hostile/tags", [1, 2, 3]);
+        await _http.PushBlobAsync("hostile/tags", [1, 2, 3]);
         using var response = await _http.GetAsync("/v2/hostile/tags/tags/list?n=0");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(0, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("tags").GetArrayLength());
@@ -167,20 +156,5 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         using var file = File.OpenWrite(path);
         file.Seek(-1, SeekOrigin.End);
         file.WriteByte(0x5A); // same size, other bytes
-    }
-
-    private async Task<string> PushBlobAsync(string repo, byte[] data)
-    {
-        var digest = Layers.DigestOf(data);
-        using var response = await _http.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return digest;
-    }
-
-    private async Task<HttpResponseMessage> PutManifestAsync(string repo, string reference, byte[] manifest)
-    {
-        var content = new ByteArrayContent(manifest);
-        content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
-        return await _http.PutAsync($"/v2/{repo}/manifests/{reference}", content);
     }
 }

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using CacheService.Api.V1;
 using CacheService.Testing;
@@ -11,7 +10,6 @@ namespace CacheService.Server.Tests;
 /// <summary>The OCI Distribution API of the real server in process, spoken over plain HTTP.</summary>
 public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
 {
-    private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
     private readonly HttpClient _http = new();
     private TestServer _server = null!;
 
@@ -27,47 +25,14 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
 
     private static string DigestOf(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
 
-    private async Task<string> PushBlobAsync(string repo, byte[] data)
-    {
-        var digest = DigestOf(data);
-        using var response = await _http.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return digest;
-    }
-
-    private static byte[] Manifest(string config, int configSize, params (string Digest, int Size)[] layers) => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
-    {
-        schemaVersion = 2,
-        mediaType = ManifestType,
-        config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = config, size = configSize },
-        layers = layers.Select(l => new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = l.Digest, size = l.Size }),
-    }));
-
-    private async Task<HttpResponseMessage> PutManifestAsync(string repo, string reference, byte[] manifest)
-    {
-        var content = new ByteArrayContent(manifest);
-        content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
-        return await _http.PutAsync($"/v2/{repo}/manifests/{reference}", content);
-    }
-
-    private async Task<(byte[] Manifest, string Digest)> PushImageAsync(string repo, string tag, int seed, int layerBytes = 1000)
-    {
-        var config = Encoding.UTF8.GetBytes($"{{\"seed\":{seed}}}");
-        var layer = Layers.Random(layerBytes, seed);
-        var manifest = Manifest(await PushBlobAsync(repo, config), config.Length, (await PushBlobAsync(repo, layer), layer.Length));
-        using var response = await PutManifestAsync(repo, tag, manifest);
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (manifest, DigestOf(manifest));
-    }
-
     private static async Task<string> ErrorCode(HttpResponseMessage response) =>
         JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")[0].GetProperty("code").GetString()!;
 
     [Fact]
     public async Task A_tag_being_repointed_never_answers_404_to_a_concurrent_pull()
     {
-        var first = await PushImageAsync("oci/moving", "latest", seed: 70);
-        var second = await PushImageAsync("oci/moving", "other", seed: 71);
+        var first = await _http.PushImageAsync("oci/moving", "latest", seed: 70);
+        var second = await _http.PushImageAsync("oci/moving", "other", seed: 71);
         using var done = new CancellationTokenSource();
         var misses = 0;
         var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
@@ -84,7 +49,7 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
 
         for (var i = 1; i <= 200; i++)
         {
-            using var push = await PutManifestAsync("oci/moving", "latest", i % 2 == 1 ? second.Manifest : first.Manifest);
+            using var push = await _http.PutManifestAsync("oci/moving", "latest", i % 2 == 1 ? second.Manifest : first.Manifest);
             Assert.Equal(HttpStatusCode.Created, push.StatusCode);
         }
 
@@ -151,7 +116,7 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
     public async Task Blobs_serve_ranges_and_mount_across_repositories()
     {
         var data = Layers.Random(10_000, 4);
-        var digest = await PushBlobAsync("oci/app", data);
+        var digest = await _http.PushBlobAsync("oci/app", data);
         using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v2/oci/app/blobs/{digest}");
         ranged.Headers.Range = new RangeHeaderValue(100, 199);
         using var part = await _http.SendAsync(ranged);
@@ -170,15 +135,15 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Manifests_round_trip_by_tag_and_digest_and_need_their_blobs()
     {
-        var (manifest, digest) = await PushImageAsync("oci/app", "v1", 5);
+        var (manifest, digest) = await _http.PushImageAsync("oci/app", "v1", 5);
         using var byTag = await _http.GetAsync("/v2/oci/app/manifests/v1");
         Assert.Equal(manifest, await byTag.Content.ReadAsByteArrayAsync());
-        Assert.Equal(ManifestType, byTag.Content.Headers.ContentType!.MediaType);
+        Assert.Equal(OciImages.ManifestType, byTag.Content.Headers.ContentType!.MediaType);
         Assert.Equal(digest, byTag.Headers.GetValues("Docker-Content-Digest").Single());
         Assert.Equal(manifest, await _http.GetByteArrayAsync($"/v2/oci/app/manifests/{digest}"));
 
-        var orphan = Manifest(DigestOf([1, 2, 3]), 3);
-        using var refused = await PutManifestAsync("oci/app", "broken", orphan);
+        var orphan = OciImages.Manifest(DigestOf([1, 2, 3]), 3);
+        using var refused = await _http.PutManifestAsync("oci/app", "broken", orphan);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Equal("MANIFEST_BLOB_UNKNOWN", await ErrorCode(refused));
         using var unknown = await _http.GetAsync("/v2/oci/app/manifests/broken");
@@ -188,7 +153,7 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_manifest_get_by_tag_counts_as_a_lookup_in_stats_and_metrics()
     {
-        await PushImageAsync("oci/stats", "hit", 6);
+        await _http.PushImageAsync("oci/stats", "hit", 6);
         await _http.GetAsync("/v2/oci/stats/manifests/hit");
         await _http.GetAsync("/v2/oci/stats/manifests/hit");
         await _http.GetAsync("/v2/oci/stats/manifests/miss");
@@ -204,7 +169,7 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
     {
         foreach (var tag in (string[])["c", "a", "b"])
         {
-            await PushImageAsync("oci/tags", tag, tag[0]);
+            await _http.PushImageAsync("oci/tags", tag, tag[0]);
         }
 
         using var page = await _http.GetAsync("/v2/oci/tags/tags/list?n=2");
@@ -218,9 +183,9 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Under_a_small_budget_old_tags_are_evicted_with_their_blobs()
     {
-        var first = await PushImageAsync("oci/small", "old", 7, layerBytes: 2000);
-        await PushImageAsync("oci/small", "new", 8, layerBytes: 2000);
-        await PushImageAsync("oci/small", "newest", 9, layerBytes: 2000);
+        var first = await _http.PushImageAsync("oci/small", "old", 7, layerBytes: 2000);
+        await _http.PushImageAsync("oci/small", "new", 8, layerBytes: 2000);
+        await _http.PushImageAsync("oci/small", "newest", 9, layerBytes: 2000);
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/oci/small/manifests/old")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/oci/small/manifests/newest")).StatusCode);
 

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Text;
-using System.Text.Json;
 using CacheService.Api.V1;
 using CacheService.Blobs.FileSystem;
 using CacheService.Core;
@@ -22,7 +20,6 @@ namespace CacheService.Server.Tests;
 /// </summary>
 public sealed class TransportParityTests : IAsyncLifetime, IDisposable
 {
-    private const string ManifestType = "application/vnd.oci.image.manifest.v1+json";
     private readonly HttpClient _http = new();
     private DegradedBackendTests.TroubledIndex _index = null!;
     private BreakingReads _blobs = null!;
@@ -58,7 +55,7 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
         });
         var oci = await MeasureBytesAsync("parity/oci", async () =>
         {
-            await PushBlobAsync("parity/oci", data);
+            await _http.PushBlobAsync("parity/oci", data);
             Assert.Equal(data, await _http.GetByteArrayAsync($"/v2/parity/oci/blobs/{Layers.DigestOf(data)}"));
             using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v2/parity/oci/blobs/{Layers.DigestOf(data)}");
             ranged.Headers.Range = new RangeHeaderValue(4000, null);
@@ -85,7 +82,7 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
         });
         var oci = await MeasureLookupsAsync("parity/oci-lookups", async () =>
         {
-            await PushImageAsync("parity/oci-lookups", "k", seed: 1);
+            await _http.PushImageAsync("parity/oci-lookups", "k", seed: 1);
             Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/parity/oci-lookups/manifests/k")).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/parity/oci-lookups/manifests/absent")).StatusCode);
             _index.Down = true;
@@ -111,7 +108,7 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
         {
             for (var i = 0; i < 4; i++)
             {
-                await PushImageAsync("parity/oci-small", $"t{i}", seed: i, layerBytes: 2000);
+                await _http.PushImageAsync("parity/oci-small", $"t{i}", seed: i, layerBytes: 2000);
             }
         });
 
@@ -126,7 +123,7 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
     {
         var data = Layers.Random(2_000_000, 9); // several chunks: the failure comes after bytes went out
         await Layers.UploadAsync(_server.Client, "parity/grpc-broken", data);
-        await PushBlobAsync("parity/oci-broken", data);
+        await _http.PushBlobAsync("parity/oci-broken", data);
         _blobs.FailAfterBytes = 600_000;
 
         var before = await MetricsAsync();
@@ -197,31 +194,6 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
             : 0;
 
     private static string DataDirectory(IServiceProvider sp) => sp.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory;
-
-    private async Task<string> PushBlobAsync(string repo, byte[] data)
-    {
-        var digest = Layers.DigestOf(data);
-        using var response = await _http.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return digest;
-    }
-
-    private async Task PushImageAsync(string repo, string tag, int seed, int layerBytes = 100)
-    {
-        var config = Encoding.UTF8.GetBytes($"{{\"seed\":{seed}}}");
-        var layer = Layers.Random(layerBytes, seed + 100);
-        var manifest = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
-        {
-            schemaVersion = 2,
-            mediaType = ManifestType,
-            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = await PushBlobAsync(repo, config), size = config.Length },
-            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = await PushBlobAsync(repo, layer), size = layer.Length } },
-        }));
-        var content = new ByteArrayContent(manifest);
-        content.Headers.ContentType = new MediaTypeHeaderValue(ManifestType);
-        using var response = await _http.PutAsync($"/v2/{repo}/manifests/{tag}", content);
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-    }
 
     /// <summary>The real store, whose reads can be made to fail part-way as a dropped connection to S3 would.</summary>
     private sealed class BreakingReads(IBlobStore inner) : BlobStoreDecorator(inner)
