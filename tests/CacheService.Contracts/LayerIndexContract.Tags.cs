@@ -31,6 +31,18 @@ public abstract partial class LayerIndexContract
     }
 
     [Fact]
+    public async Task A_tag_page_of_zero_or_less_is_empty_and_any_after_string_pages_by_order()
+    {
+        await Tag("a", Layer("ta", 10));
+        await Tag("c", Layer("tc", 10));
+        Assert.Empty(await TagNames(limit: 0));
+        Assert.Empty(await TagNames(limit: -5));
+        Assert.Equal(["c"], await TagNames(after: "b")); // not a tag itself
+        Assert.Equal(["a", "c"], await TagNames(after: ""));
+        Assert.Empty(await TagNames(after: "\uffff garbage"));
+    }
+
+    [Fact]
     public async Task Repointing_a_tag_replaces_its_entry_and_moves_its_blob_references()
     {
         var old = Layer("old manifest", 100);

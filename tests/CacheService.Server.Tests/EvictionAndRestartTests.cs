@@ -80,4 +80,15 @@ public sealed class EvictionAndRestartTests
         Assert.Contains("LowWatermarkRatio", e.Message, StringComparison.Ordinal);
         Assert.Contains("MaxChainSteps", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("--CacheService:Limits:UploadIdleTimeout=00:00:00", "UploadIdleTimeout must be positive")]
+    [InlineData("--CacheService:Limits:UploadIdleTimeout=-00:00:01", "UploadIdleTimeout must be positive")]
+    [InlineData("--CacheService:Storage:IndexEngine=7", "IndexEngine must be 'sqlite' or 'redis'")]
+    [InlineData("--CacheService:Storage:BlobEngine=mongo", "BlobEngine")]
+    public async Task A_zero_negative_or_unknown_setting_stops_the_server_naming_it(string setting, string named)
+    {
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(setting));
+        Assert.Contains(named, e.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -117,6 +117,18 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task A_tag_page_as_large_as_an_int_is_capped_not_overflowed()
+    {
+        await _http.PushImageAsync("hostile/pages", "only", seed: 9);
+        using var response = await _http.GetAsync($"/v2/hostile/pages/tags/list?n={int.MaxValue}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var tags = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("tags");
+        Assert.Equal(["only"], tags.EnumerateArray().Select(t => t.GetString()));
+        using var negative = await _http.GetAsync("/v2/hostile/pages/tags/list?n=-1"); // no limit asked: the default page
+        Assert.Equal(1, JsonDocument.Parse(await negative.Content.ReadAsStringAsync()).RootElement.GetProperty("tags").GetArrayLength());
+    }
+
+    [Fact]
     public async Task A_tag_whose_entry_is_no_manifest_is_not_read_into_memory()
     {
         var big = Layers.Random(OciRegistry.MaxManifestBytes + 1, 6);

@@ -91,7 +91,7 @@ public sealed partial class LayerTransfers
 
     // The part of a chunk read at `start` that lies at or after `offset`.
     private static ReadOnlyMemory<byte> Visible(byte[] chunk, int length, long start, long offset) =>
-        chunk.AsMemory((int)Math.Clamp(offset - start, 0, length), length - (int)Math.Clamp(offset - start, 0, length));
+        chunk.AsMemory(0, length)[(int)Math.Clamp(offset - start, 0, length)..];
 
     private void Sent(ReadProgress progress, int bytes)
     {
