@@ -89,15 +89,16 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(sp => new KeyDerivation(Limits(sp)));
         services.TryAddSingleton(sp => new CacheLookups(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<KeyDerivation>(), Limits(sp)));
         services.TryAddSingleton(sp => new LayerCommits(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<KeyDerivation>(), Eviction(sp)));
-        services.TryAddSingleton(sp => new LayerTransfers(sp.GetRequiredService<CacheBackends>(), Limits(sp)));
-        services.TryAddSingleton(sp => new DirectTransfers(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<LayerTransfers>()));
+        services.TryAddSingleton(sp => new StorageGuard(Limits(sp), Eviction(sp), sp.GetRequiredService<ICacheObserver>(), () => FreeDiskBytes(Storage(sp).DataDirectory)));
+        services.TryAddSingleton(sp => new LayerTransfers(sp.GetRequiredService<CacheBackends>(), Limits(sp), sp.GetRequiredService<StorageGuard>()));
+        services.TryAddSingleton(sp => new DirectTransfers(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<LayerTransfers>(), sp.GetRequiredService<StorageGuard>()));
         services.TryAddSingleton(sp => new NamespaceAdministration(sp.GetRequiredService<CacheBackends>(), Eviction(sp)));
         services.TryAddSingleton(sp => new OciRegistry(
             sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<CacheLookups>(), sp.GetRequiredService<LayerCommits>(), sp.GetRequiredService<LayerTransfers>()));
         services.TryAddSingleton(sp => new BlobCollector(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new OrphanSweeper(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new NamespaceSampler(
-            sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<StorageGuard>(), sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
     }
 
     // Each loop survives any failure but shutdown (PeriodicWork).
@@ -107,6 +108,8 @@ public static class ServiceCollectionExtensions
             sp => ct => sp.GetRequiredService<BlobCollector>().CollectOnceAsync(Eviction(sp).BlobGracePeriod, ct));
         AddPeriodicWork(services, "orphan sweep", runAtStart: false, sp => Eviction(sp).OrphanSweepInterval,
             sp => ct => sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct));
+        AddPeriodicWork(services, "upload session expiry", runAtStart: false, sp => Limits(sp).UploadIdleTimeout,
+            sp => ct => Task.FromResult(sp.GetRequiredService<UploadSessions>().ExpireIdle()));
         AddPeriodicWork(services, "namespace sample", runAtStart: true, sp => sp.GetRequiredService<IOptions<ObservabilityOptions>>().Value.SampleInterval,
             sp => async ct =>
             {
@@ -145,6 +148,19 @@ public static class ServiceCollectionExtensions
         IServiceCollection services, string name, bool runAtStart, Func<IServiceProvider, TimeSpan> interval, Func<IServiceProvider, Func<CancellationToken, Task<int>>> work) =>
         services.AddSingleton<IHostedService>(sp => new PeriodicWork(
             name, () => interval(sp), work(sp), runAtStart, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeriodicWork>>()));
+
+    // Free bytes on the disk of the data directory (created on first use), or null when it cannot be told.
+    private static long? FreeDiskBytes(string dataDirectory)
+    {
+        try
+        {
+            return new DriveInfo(Path.GetFullPath(dataDirectory)).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
+    }
 
     private static StorageOptions Storage(IServiceProvider sp) => sp.GetRequiredService<IOptions<StorageOptions>>().Value;
 

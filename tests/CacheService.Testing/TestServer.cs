@@ -88,6 +88,15 @@ public sealed class TestServer : IAsyncDisposable
         return false;
     }
 
+    /// <summary>The value of one series on <c>/metrics</c> (exact name and labels), 0 when it is absent.</summary>
+    public async Task<double> MetricAsync(string series)
+    {
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync($"http://127.0.0.1:{HttpPort}/metrics");
+        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public string BlobPath(string ns, string digest) =>
         Path.Combine(DataDirectory, "blobs", ns, "blobs", "sha256", digest["sha256:".Length..]);
 

@@ -24,6 +24,28 @@ public interface ICacheObserver
 
     /// <summary>A call found <paramref name="backend"/> (<c>index</c> or <c>blobs</c>) unavailable.</summary>
     void BackendUnavailable(string backend, Exception? cause);
+
+    /// <summary>A request refused by a policy (a limit or a budget), not by a fault.</summary>
+    void Refused(Refusal reason);
+}
+
+/// <summary>Which policy refused a request.</summary>
+public enum Refusal
+{
+    /// <summary>Too many registry upload sessions open.</summary>
+    UploadSessions,
+
+    /// <summary>An upload larger than its namespace's whole budget.</summary>
+    NamespaceBudget,
+
+    /// <summary>An upload past the global storage ceiling.</summary>
+    StorageCeiling,
+
+    /// <summary>An upload that would leave the data directory's disk below its free-space floor.</summary>
+    FreeDisk,
+
+    /// <summary>A write that would create a namespace beyond the namespace limit.</summary>
+    NamespaceCount,
 }
 
 /// <summary>How a lookup ended.</summary>
@@ -77,6 +99,11 @@ public sealed class NullCacheObserver : ICacheObserver
 
     /// <inheritdoc />
     public void BackendUnavailable(string backend, Exception? cause)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Refused(Refusal reason)
     {
     }
 }

@@ -31,6 +31,27 @@ public sealed class LimitsOptions
     /// </summary>
     public TimeSpan UploadIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Most registry upload sessions (POST without a digest, then PATCHes) open at once on one
+    /// replica; one more is refused with 429 until one ends or goes idle past
+    /// <see cref="UploadIdleTimeout"/>. Default 1,000.
+    /// </summary>
+    public int MaxUploadSessions { get; set; } = 1000;
+
+    /// <summary>
+    /// Hard limit on the bytes stored over all namespaces (every namespace's stored bytes plus
+    /// uploads in flight); an upload past it is refused with RESOURCE_EXHAUSTED. 0: no ceiling
+    /// beyond the namespaces' budgets and <see cref="MinFreeDiskBytes"/>. Default 0.
+    /// </summary>
+    public long StorageCeilingBytes { get; set; }
+
+    /// <summary>
+    /// Free space an upload must leave on the data directory's disk (blobs of the embedded
+    /// store, staged uploads); an upload that would leave less is refused with
+    /// RESOURCE_EXHAUSTED. 0 turns the check off. Default 1 GiB.
+    /// </summary>
+    public long MinFreeDiskBytes { get; set; } = 1L << 30;
+
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
@@ -41,5 +62,8 @@ public sealed class LimitsOptions
         if (MaxBatch <= 0) yield return "MaxBatch must be positive";
         if (LookupTimeout <= TimeSpan.Zero) yield return "LookupTimeout must be positive";
         if (UploadIdleTimeout <= TimeSpan.Zero) yield return "UploadIdleTimeout must be positive";
+        if (MaxUploadSessions <= 0) yield return "MaxUploadSessions must be positive";
+        if (StorageCeilingBytes < 0) yield return "StorageCeilingBytes must not be negative (0: no ceiling)";
+        if (MinFreeDiskBytes < 0) yield return "MinFreeDiskBytes must not be negative (0: no floor)";
     }
 }

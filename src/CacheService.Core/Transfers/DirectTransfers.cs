@@ -9,7 +9,7 @@ namespace CacheService.Core.Transfers;
 /// published, and counted then. The presigning store is not wrapped like the others, so its
 /// outages are reported to the observer here.
 /// </summary>
-public sealed class DirectTransfers(CacheBackends backends, LayerTransfers transfers)
+public sealed class DirectTransfers(CacheBackends backends, LayerTransfers transfers, StorageGuard guard)
 {
     /// <summary>A URL that downloads a stored blob straight from the object store.</summary>
     public async Task<PresignedUrl> PresignDownloadAsync(string ns, Digest digest, CancellationToken cancellationToken)
@@ -36,9 +36,11 @@ public sealed class DirectTransfers(CacheBackends backends, LayerTransfers trans
     public async Task<bool> CompleteUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken)
     {
         transfers.CheckSize(size, "size");
+        using var room = guard.Reserve(ns, size);
         var published = await Unavailability.ReportAsync(Enabled().PromoteUploadAsync(ns, uploadId, digest, size, cancellationToken), backends.Observer);
         if (published)
         {
+            room.Stored();
             await transfers.CountedAsync(ns, TransferDirection.Upload, size, cancellationToken);
         }
 

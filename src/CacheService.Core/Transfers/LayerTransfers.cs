@@ -14,7 +14,7 @@ namespace CacheService.Core.Transfers;
 /// entries that point at it with it, so builders rebuild instead of failing on every use. The
 /// reading side (downloads, ranges, repair) is in <c>LayerTransfers.Reads.cs</c>.
 /// </remarks>
-public sealed partial class LayerTransfers(CacheBackends backends, LimitsOptions limits)
+public sealed partial class LayerTransfers(CacheBackends backends, LimitsOptions limits, StorageGuard guard)
 {
     // Bytes per chunk handed out: well under gRPC's default 4 MiB message limit of clients. Full
     // chunks matter: a store's stream returns what one socket read brought (often a few KiB), and
@@ -57,7 +57,11 @@ public sealed partial class LayerTransfers(CacheBackends backends, LimitsOptions
         return present;
     }
 
-    /// <summary>Stores a blob, verified; returns false when it was already stored (the stream is not read).</summary>
+    /// <summary>
+    /// Stores a blob, verified; returns false when it was already stored (the stream is not read).
+    /// Refused with <see cref="QuotaExceededException"/> before any byte is read when the storage
+    /// limits (<see cref="StorageGuard"/>) cannot take it.
+    /// </summary>
     public async Task<bool> UploadAsync(string ns, Digest digest, long size, Stream content, CancellationToken cancellationToken)
     {
         CheckSize(size, "header.size");
@@ -66,7 +70,12 @@ public sealed partial class LayerTransfers(CacheBackends backends, LimitsOptions
             return false;
         }
 
-        await backends.Blobs.PutAsync(ns, digest, size, content, cancellationToken);
+        using (var room = guard.Reserve(ns, size))
+        {
+            await backends.Blobs.PutAsync(ns, digest, size, content, cancellationToken);
+            room.Stored();
+        }
+
         await CountedAsync(ns, TransferDirection.Upload, size, cancellationToken);
         return true;
     }

@@ -32,6 +32,7 @@ public sealed class CacheMetrics
     private readonly Counter _evictions;
     private readonly Counter _backendErrors;
     private readonly Counter _registryRequests;
+    private readonly Counter _refusals;
     private readonly Histogram _rpcDuration;
     private readonly Gauge _storedBytes;
     private readonly Gauge _entries;
@@ -50,6 +51,7 @@ public sealed class CacheMetrics
         _evictions = factory.CreateCounter("cacheservice_evictions_total", "Entries evicted to keep a namespace within its budget.", "namespace");
         _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Backend calls that found the backend unavailable (a lookup the index could not answer in time included), by backend: index or blobs.", "backend");
         _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
+        _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling, free_disk or namespace_count.", "reason");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
             LabelNames = ["method", "code"],
@@ -108,6 +110,16 @@ public sealed class CacheMetrics
 
     /// <summary>Counts one request to the registry API.</summary>
     public void RegistryRequest(string method, int status) => _registryRequests.WithLabels(method, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+
+    /// <summary>Counts one request refused by a policy.</summary>
+    public void Refused(Refusal reason) => _refusals.WithLabels(reason switch
+    {
+        Refusal.UploadSessions => "upload_sessions",
+        Refusal.NamespaceBudget => "namespace_budget",
+        Refusal.StorageCeiling => "storage_ceiling",
+        Refusal.FreeDisk => "free_disk",
+        _ => "namespace_count",
+    }).Inc();
 
     /// <summary>Records one gRPC call.</summary>
     public void Rpc(string method, string code, TimeSpan duration) => _rpcDuration.WithLabels(method, code).Observe(duration.TotalSeconds);

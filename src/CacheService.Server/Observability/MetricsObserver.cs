@@ -26,6 +26,8 @@ internal sealed class MetricsObserver(CacheMetrics metrics, ILogger<MetricsObser
 
     public void LayerBytes(TransferDirection direction, long bytes) => metrics.LayerBytes(direction, bytes);
 
+    public void Refused(Refusal reason) => metrics.Refused(reason);
+
     public void BackendUnavailable(string backend, Exception? cause)
     {
         metrics.BackendError(backend);

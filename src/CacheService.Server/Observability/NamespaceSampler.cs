@@ -1,4 +1,5 @@
 using CacheService.Core.Index;
+using CacheService.Core.Transfers;
 using Microsoft.Extensions.Options;
 
 namespace CacheService.Server.Observability;
@@ -13,9 +14,10 @@ public sealed record NamespaceSample(DateTimeOffset At, NamespaceUsage Usage);
 /// (on the injected clock; the host's periodic work runs it): the entries and stored-bytes gauges
 /// follow them, and the status page charts the last <see cref="ObservabilityOptions.HistoryLength"/> samples. Reading the index
 /// here, not on every scrape, keeps a busy Prometheus from loading Redis. Namespaces beyond
-/// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>.
+/// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>. The total
+/// of stored bytes goes to the <see cref="StorageGuard"/>, for the storage ceiling.
 /// </summary>
-public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, IOptions<ObservabilityOptions> options, TimeProvider time)
+public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, StorageGuard guard, IOptions<ObservabilityOptions> options, TimeProvider time)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Queue<NamespaceSample>> _history = new(StringComparer.Ordinal);
@@ -34,13 +36,16 @@ public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, IO
     {
         var now = time.GetUtcNow();
         var totals = new Dictionary<string, NamespaceUsage>(StringComparer.Ordinal);
+        var stored = 0L;
         foreach (var ns in await index.ListNamespacesAsync(cancellationToken))
         {
             var usage = await index.GetUsageAsync(ns, cancellationToken);
+            stored += usage.StoredBytes;
             var label = metrics.NamespaceLabel(ns);
             totals[label] = totals.TryGetValue(label, out var sum) ? Add(sum, usage) : usage;
         }
 
+        guard.SetStoredBytes(stored);
         metrics.SetNamespaceSizes(totals.Select(t => (t.Key, t.Value.Entries, t.Value.StoredBytes)));
         lock (_lock)
         {

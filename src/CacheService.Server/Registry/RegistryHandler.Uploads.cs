@@ -19,41 +19,58 @@ internal sealed partial class RegistryHandler
             return;
         }
 
-        var id = sessions.Start(ns);
-        if (Digest.TryParse(query["digest"], out var digest))
+        var session = sessions.Start(ns);
+        try
         {
-            await sessions.AppendAsync(id, http.Request.Body, http.RequestAborted); // monolithic upload
-            await CompleteAsync(http, ns, id, digest);
-            return;
-        }
+            if (Digest.TryParse(query["digest"], out var digest))
+            {
+                await CompleteAsync(http, session, digest); // monolithic upload
+                return;
+            }
 
-        Accepted(http, ns, id, 0);
+            Accepted(http, ns, session.Id, 0);
+        }
+        finally
+        {
+            sessions.Release(session);
+        }
     }
 
     private async Task UploadAsync(HttpContext http, string ns, string id)
     {
-        var size = sessions.Size(ns, id) ?? throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", $"no upload {id} in {ns}");
+        var session = sessions.Take(ns, id) ?? throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", $"no upload {id} in {ns}");
+        try
+        {
+            await UploadAsync(http, ns, session);
+        }
+        finally
+        {
+            sessions.Release(session);
+        }
+    }
+
+    private async Task UploadAsync(HttpContext http, string ns, UploadSessions.Session session)
+    {
         switch (http.Request.Method)
         {
             case "GET":
-                Accepted(http, ns, id, size);
+                Accepted(http, ns, session.Id, session.Size);
                 http.Response.StatusCode = 204;
                 return;
             case "PATCH":
-                if (http.Request.Headers.ContentRange.ToString() is { Length: > 0 } range && !range.StartsWith($"{size}-", StringComparison.Ordinal))
+                if (http.Request.Headers.ContentRange.ToString() is { Length: > 0 } range && !range.StartsWith($"{session.Size}-", StringComparison.Ordinal))
                 {
-                    throw new RegistryError(416, "BLOB_UPLOAD_INVALID", $"chunk {range} does not start at {size}");
+                    throw new RegistryError(416, "BLOB_UPLOAD_INVALID", $"chunk {range} does not start at {session.Size}");
                 }
 
-                Accepted(http, ns, id, await sessions.AppendAsync(id, http.Request.Body, http.RequestAborted));
+                Accepted(http, ns, session.Id, await sessions.AppendAsync(session, http.Request.Body, http.Request.ContentLength, http.RequestAborted));
                 return;
             case "PUT":
-                await sessions.AppendAsync(id, http.Request.Body, http.RequestAborted);
                 var digest = Digest.TryParse(http.Request.Query["digest"], out var d) ? d : throw new RegistryError(400, "DIGEST_INVALID", "PUT needs ?digest=");
-                await CompleteAsync(http, ns, id, digest);
+                await CompleteAsync(http, session, digest);
                 return;
             case "DELETE":
-                sessions.End(id);
+                sessions.End(session);
                 http.Response.StatusCode = 204;
                 return;
             default:
@@ -62,19 +79,22 @@ internal sealed partial class RegistryHandler
         }
     }
 
-    private async Task CompleteAsync(HttpContext http, string ns, string id, Digest digest)
+    // Appends the request's body and stores the whole, verified. The session ends whatever
+    // happens: a body cut short or a digest that does not match its bytes leaves nothing.
+    private async Task CompleteAsync(HttpContext http, UploadSessions.Session session, Digest digest)
     {
         try
         {
-            await using var content = sessions.Open(id);
-            await transfers.UploadAsync(ns, digest, content.Length, content, http.RequestAborted);
+            await sessions.AppendAsync(session, http.Request.Body, http.Request.ContentLength, http.RequestAborted);
+            await using var content = UploadSessions.Open(session);
+            await transfers.UploadAsync(session.Namespace, digest, content.Length, content, http.RequestAborted);
         }
         finally
         {
-            sessions.End(id);
+            sessions.End(session);
         }
 
-        Created(http, ns, digest);
+        Created(http, session.Namespace, digest);
     }
 
     private static void Accepted(HttpContext http, string ns, string id, long size)
