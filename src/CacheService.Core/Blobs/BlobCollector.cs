@@ -21,6 +21,7 @@ public sealed class BlobCollector(ILayerIndex index, IBlobStore blobs, TimeProvi
             foreach (var blob in due)
             {
                 await blobs.DeleteAsync(blob.Namespace, blob.Digest, cancellationToken);
+                await RepairIfCommittedAsync(index, blob.Namespace, blob.Digest, cancellationToken);
                 deleted++;
             }
 
@@ -28,6 +29,19 @@ public sealed class BlobCollector(ILayerIndex index, IBlobStore blobs, TimeProvi
             {
                 return deleted;
             }
+        }
+    }
+
+    /// <summary>
+    /// After a delete: a commit that found the blob stored just before it went may have landed
+    /// since; its entries go, so the next lookup misses instead of promising bytes that are gone
+    /// (the commit side makes the matching check, see <c>LayerCommits</c>).
+    /// </summary>
+    internal static async Task RepairIfCommittedAsync(ILayerIndex index, string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        if (await index.IsBlobInUseAsync(ns, digest, cancellationToken))
+        {
+            await index.RemoveEntriesReferencingAsync(ns, digest, CancellationToken.None);
         }
     }
 }

@@ -9,9 +9,9 @@ namespace CacheService.Core.Blobs;
 /// is due, a download may be in flight).
 /// </summary>
 /// <remarks>
-/// A blob that an upload finds "already stored" and commits at the very moment it is swept ends
-/// up missing behind its entry; the first download answers NOT_FOUND, repairs the index, and the
-/// builder rebuilds. The window is the length of one index check.
+/// A blob that an upload finds "already stored" and commits at the very moment it is swept: the
+/// sweep re-checks for entries after its delete and the commit re-checks its blobs after its
+/// write, so one of them removes the entry (see <see cref="BlobCollector.RepairIfCommittedAsync"/>).
 /// </remarks>
 public sealed class OrphanSweeper(ILayerIndex index, IBlobStore blobs, TimeProvider time)
 {
@@ -26,6 +26,7 @@ public sealed class OrphanSweeper(ILayerIndex index, IBlobStore blobs, TimeProvi
                 && !await index.IsBlobInUseAsync(blob.Namespace, blob.Digest, cancellationToken)
                 && await blobs.DeleteAsync(blob.Namespace, blob.Digest, cancellationToken))
             {
+                await BlobCollector.RepairIfCommittedAsync(index, blob.Namespace, blob.Digest, cancellationToken);
                 deleted++;
             }
         }

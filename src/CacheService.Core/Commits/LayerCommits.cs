@@ -32,17 +32,36 @@ public sealed class LayerCommits(CacheBackends backends, KeyDerivation keys, Evi
 
     /// <summary>Stores an entry (first writer wins) and evicts to the namespace's budget.</summary>
     public async Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, CancellationToken cancellationToken) =>
-        Observed(ns, await backends.Index.CommitAsync(ns, entry, eviction.BudgetFor(ns), cancellationToken));
+        await CheckedAsync(ns, entry, await backends.Index.CommitAsync(ns, entry, eviction.BudgetFor(ns), cancellationToken), cancellationToken);
 
     /// <summary>Points <paramref name="tag"/> at <paramref name="entry"/>, atomically replacing what it pointed at.</summary>
     public async Task<CommitOutcome> PutTagAsync(string ns, string tag, NewEntry entry, CancellationToken cancellationToken) =>
-        Observed(ns, await backends.Index.PutTagAsync(ns, tag, entry, eviction.BudgetFor(ns), cancellationToken));
+        await CheckedAsync(ns, entry, await backends.Index.PutTagAsync(ns, tag, entry, eviction.BudgetFor(ns), cancellationToken), cancellationToken);
 
-    private CommitOutcome Observed(string ns, CommitOutcome outcome)
+    // A commit races the collector and the orphan sweep: either may have found the blob
+    // unreferenced and deleted it after the caller checked it was stored. Each side writes, then
+    // checks the other's write: the collector re-checks for entries after its delete, and a new
+    // entry checks its blobs are still stored; one of the two sees the other, so an entry never
+    // stays behind a deleted blob. Here, such an entry is removed and the commit refused.
+    private async Task<CommitOutcome> CheckedAsync(string ns, NewEntry entry, CommitOutcome outcome, CancellationToken cancellationToken)
     {
         if (outcome.Evicted.Count > 0)
         {
             backends.Observer.Evicted(ns, outcome.Evicted.Count);
+        }
+
+        if (!outcome.Created)
+        {
+            return outcome;
+        }
+
+        foreach (var blob in entry.Blobs.DistinctBy(b => b.Digest))
+        {
+            if (await backends.Blobs.GetSizeAsync(ns, blob.Digest, cancellationToken) is null)
+            {
+                await backends.Index.RemoveEntriesReferencingAsync(ns, blob.Digest, CancellationToken.None);
+                throw new PreconditionFailedException($"blob {blob.Digest} was collected while the commit ran; upload it again");
+            }
         }
 
         return outcome;
