@@ -75,9 +75,10 @@ public sealed partial class SqliteLayerIndex
         return true;
     }
 
-    private IndexEntry? ReadEntry(string ns, Digest key)
+    private IndexEntry? ReadEntry(string ns, Digest key, SqliteStatements? db = null)
     {
-        var entry = _db.Query("""
+        db ??= _db;
+        var entry = db.Query("""
             SELECT digest, diff_id, size, media_type, preimage, created, last_access, hits
             FROM entries WHERE ns = $ns AND key = $key
             """,
@@ -95,7 +96,7 @@ public sealed partial class SqliteLayerIndex
             return null;
         }
 
-        var blobs = _db.Query("SELECT digest, size FROM entry_blobs WHERE ns = $ns AND key = $key ORDER BY digest",
+        var blobs = db.Query("SELECT digest, size FROM entry_blobs WHERE ns = $ns AND key = $key ORDER BY digest",
             r => new BlobRef(Digest.Parse(r.GetString(0), "digest"), r.GetInt64(1)), ("$ns", ns), ("$key", key.Value));
         return entry with { Blobs = blobs };
     }

@@ -20,6 +20,7 @@ namespace CacheService.Index.Sqlite;
 public sealed partial class SqliteLayerIndex : ILayerIndex, IDisposable
 {
     private readonly SqliteStatements _db;
+    private readonly SqliteStatements _reader; // scans that change nothing: they never wait for, or hold up, the writer
     private readonly TimeProvider _time;
 
     /// <summary>Opens (creating or migrating if needed) the index at <paramref name="path"/>.</summary>
@@ -27,7 +28,8 @@ public sealed partial class SqliteLayerIndex : ILayerIndex, IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         _time = time;
-        _db = new SqliteStatements(path);
+        _db = new SqliteStatements(path, readOnly: false);
+        _reader = new SqliteStatements(path, readOnly: true);
     }
 
     /// <inheritdoc />
@@ -106,7 +108,7 @@ public sealed partial class SqliteLayerIndex : ILayerIndex, IDisposable
 
     /// <inheritdoc />
     public Task<IReadOnlyList<TagEntry>> ListTagsAsync(string ns, string? after, int limit, CancellationToken cancellationToken) =>
-        _db.InTransactionAsync<IReadOnlyList<TagEntry>>(() => _db.Query(
+        _reader.InTransactionAsync<IReadOnlyList<TagEntry>>(() => _reader.Query(
             "SELECT tag, key, digest, diff_id, size, media_type FROM entries WHERE ns = $ns AND tag IS NOT NULL AND tag > $after ORDER BY tag LIMIT $limit",
             r => new TagEntry(r.GetString(0), Digest.Parse(r.GetString(1), "key"), ReadLayer(r, 2)),
             ("$ns", ns), ("$after", after ?? ""), ("$limit", Math.Max(0, limit))), cancellationToken);
@@ -140,21 +142,21 @@ public sealed partial class SqliteLayerIndex : ILayerIndex, IDisposable
 
     /// <inheritdoc />
     public Task<NamespaceUsage> GetUsageAsync(string ns, CancellationToken cancellationToken) =>
-        _db.InTransactionAsync(() =>
-            _db.Query("SELECT lookups, hits, entries, stored_bytes, evictions, bytes_uploaded, bytes_downloaded FROM namespaces WHERE ns = $ns",
+        _reader.InTransactionAsync(() =>
+            _reader.Query("SELECT lookups, hits, entries, stored_bytes, evictions, bytes_uploaded, bytes_downloaded FROM namespaces WHERE ns = $ns",
                 r => new NamespaceUsage(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)),
                 ("$ns", ns)).SingleOrDefault() ?? new NamespaceUsage(0, 0, 0, 0, 0, 0, 0),
             cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<IndexEntry>> ListEntriesAsync(string ns, CancellationToken cancellationToken) =>
-        _db.InTransactionAsync<IReadOnlyList<IndexEntry>>(
-            () => [.. KeysWhere("SELECT key FROM entries WHERE ns = $ns", ("$ns", ns)).Select(key => ReadEntry(ns, key)!)],
+        _reader.InTransactionAsync<IReadOnlyList<IndexEntry>>(
+            () => [.. _reader.Query("SELECT key FROM entries WHERE ns = $ns", r => Digest.Parse(r.GetString(0), "key"), ("$ns", ns)).Select(key => ReadEntry(ns, key, _reader)!)],
             cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<string>> ListNamespacesAsync(CancellationToken cancellationToken) =>
-        _db.InTransactionAsync<IReadOnlyList<string>>(() => _db.Query("SELECT ns FROM namespaces ORDER BY ns", r => r.GetString(0)), cancellationToken);
+        _reader.InTransactionAsync<IReadOnlyList<string>>(() => _reader.Query("SELECT ns FROM namespaces ORDER BY ns", r => r.GetString(0)), cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<CollectableBlob>> TakeCollectableBlobsAsync(DateTimeOffset unreferencedSince, int max, CancellationToken cancellationToken) =>
@@ -180,7 +182,11 @@ public sealed partial class SqliteLayerIndex : ILayerIndex, IDisposable
             cancellationToken);
 
     /// <inheritdoc />
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        _reader.Dispose();
+        _db.Dispose();
+    }
 
     private List<Digest> KeysWhere(string sql, params (string Name, object Value)[] parameters) =>
         _db.Query(sql, r => Digest.Parse(r.GetString(0), "key"), parameters);

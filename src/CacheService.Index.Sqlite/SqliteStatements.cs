@@ -7,25 +7,36 @@ namespace CacheService.Index.Sqlite;
 /// The connection, its prepared statements, and the one way to use them: a transaction at a time.
 /// </summary>
 /// <remarks>
-/// One connection serves every call, one call at a time (a semaphore), each call one transaction.
+/// One connection serves its calls one at a time (a semaphore), each call one transaction.
 /// SQLite allows a single writer anyway and nearly every call writes (a lookup hit moves
-/// recency), so a pool would only add lock contention. Statements are prepared once and reused:
+/// recency), so a pool would only add lock contention. The index keeps a second, read-only
+/// instance for scans (WAL lets a reader and the writer run at once), so that listing tags or
+/// verifying a big namespace never holds up a lookup. Statements are prepared once and reused:
 /// preparing SQL costs more than running these small statements. Reuse is safe because every use
-/// holds the gate.
+/// holds the gate. A cancelled call interrupts the statement it is running.
 /// </remarks>
 internal sealed class SqliteStatements : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
+    private readonly SqliteCommand _interrupter;
     private SqliteTransaction? _tx;
+    private CancellationToken _cancellation;
 
-    public SqliteStatements(string path)
+    /// <summary>Opens the file; the writer (not <paramref name="readOnly"/>) creates or migrates its tables, so open it first.</summary>
+    public SqliteStatements(string path, bool readOnly)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        var mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate;
+        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, Mode = mode }.ToString());
         _connection.Open();
-        SqliteSchema.Apply(_connection);
+        if (!readOnly)
+        {
+            SqliteSchema.Apply(_connection);
+        }
+
+        _interrupter = _connection.CreateCommand();
     }
 
     /// <summary>
@@ -37,10 +48,16 @@ internal sealed class SqliteStatements : IDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            using var interrupt = cancellationToken.Register(_interrupter.Cancel); // sqlite3_interrupt: the running statement stops
+            _cancellation = cancellationToken;
             using var tx = _tx = _connection.BeginTransaction();
             var result = work();
             tx.Commit();
             return result;
+        }
+        catch (SqliteException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(cancellationToken);
         }
         catch (SqliteException e)
         {
@@ -49,6 +66,7 @@ internal sealed class SqliteStatements : IDisposable
         finally
         {
             _tx = null;
+            _cancellation = CancellationToken.None;
             _gate.Release();
         }
     }
@@ -78,6 +96,8 @@ internal sealed class SqliteStatements : IDisposable
             command.Dispose();
         }
 
+        _interrupter.Dispose();
+
         _connection.Dispose();
         _gate.Dispose();
     }
@@ -85,6 +105,7 @@ internal sealed class SqliteStatements : IDisposable
     private SqliteCommand Command(string sql, (string Name, object Value)[] parameters)
     {
         var tx = _tx ?? throw new InvalidOperationException("statements run only inside InTransactionAsync");
+        _cancellation.ThrowIfCancellationRequested(); // a scan of many small statements stops between two
         if (!_prepared.TryGetValue(sql, out var command))
         {
             _prepared[sql] = command = _connection.CreateCommand();

@@ -50,10 +50,11 @@ public sealed class EvictionAndRestartTests
     {
         await using var server = await TestServer.StartAsync($"--CacheService:Eviction:NamespaceBudgetBytes:{Ns}=1000");
         var data = Layers.Random(2000, 1);
-        await Layers.UploadAsync(server.Client, Ns, data);
-        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        var upload = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, Ns, data)); // refused before a byte is stored
+        Assert.Equal(StatusCode.ResourceExhausted, upload.StatusCode);
+        var commit = await Assert.ThrowsAsync<RpcException>(async () =>
             await server.Client.CommitAsync(new CommitRequest { Namespace = Ns, Key = Layers.Key("big"), Layer = Layers.Descriptor(data) }));
-        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.Equal(StatusCode.FailedPrecondition, commit.StatusCode);
     }
 
     [Fact]

@@ -85,6 +85,76 @@ public sealed class SqliteLayerIndexTests : LayerIndexContract
         Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
     }
 
+    // Issue 13, finding 6: scans run on a read-only connection of their own, so a client looping
+    // on listings or checks of a big namespace does not turn every lookup elsewhere into a
+    // degraded miss; and a scan whose caller gave up stops instead of running to its end.
+    [Fact]
+    public async Task Scans_of_a_big_namespace_neither_hold_up_lookups_elsewhere_nor_outlive_their_caller()
+    {
+        await FillAsync("big", 20_000);
+        await Commit("hot", Layer("hot", 1), ns: "team/main");
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(20_000, (await Index.ListEntriesAsync("big", Ct)).Count);
+        var oneScan = sw.Elapsed;
+
+        using var stop = new CancellationTokenSource();
+        var scans = 0;
+        var scanners = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Index.ListEntriesAsync("big", Ct);
+                await Index.VerifyAsync("big", Ct);
+                Interlocked.Increment(ref scans);
+            }
+        })).ToList();
+
+        // A lookup may take a tenth of one scan: queued behind four scans (the old single gate), it took four.
+        var limit = oneScan / 10;
+        var late = 0;
+        for (var i = 0; i < 50; i++)
+        {
+            sw.Restart();
+            Assert.NotNull(await Index.LookupAsync("team/main", KeyOf("hot"), Ct));
+            late += sw.Elapsed > limit ? 1 : 0;
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(scanners);
+        Assert.True(late <= 5, $"{late} of 50 lookups took longer than {limit.TotalMilliseconds:F0} ms (one scan: {oneScan.TotalMilliseconds:F0} ms; {scans} scans ran)");
+
+        using var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(20));
+        sw.Restart();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Index.ListEntriesAsync("big", giveUp.Token));
+        Assert.True(sw.Elapsed < oneScan, $"the cancelled scan ran {sw.Elapsed.TotalMilliseconds:F0} ms, a whole one {oneScan.TotalMilliseconds:F0} ms");
+    }
+
+    // Entries written straight into the file in one transaction: 20,000 commits one by one take too long for a unit test.
+    private async Task FillAsync(string ns, int count)
+    {
+        await Commit("seed", Layer("seed", 1), ns: ns); // the namespace row, the blob and its counters
+        using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory!, "index.db")};Pooling=False");
+        connection.Open();
+        using var tx = connection.BeginTransaction();
+        using var insert = connection.CreateCommand();
+        insert.CommandText = """
+            INSERT INTO entries (ns, key, digest, diff_id, size, media_type, preimage, created, last_access, recency, hits)
+            SELECT ns, $key, digest, diff_id, size, media_type, preimage, created, last_access, recency, hits FROM entries WHERE ns = $ns AND key = $seed;
+            INSERT INTO entry_blobs (ns, key, digest, size) SELECT ns, $key, digest, size FROM entry_blobs WHERE ns = $ns AND key = $seed;
+            """;
+        var key = insert.Parameters.Add("$key", SqliteType.Text);
+        insert.Parameters.AddWithValue("$ns", ns);
+        insert.Parameters.AddWithValue("$seed", KeyOf("seed").Value);
+        for (var i = 1; i < count; i++)
+        {
+            key.Value = KeyOf($"filled {i}").Value;
+            insert.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+    }
+
     private static long UserVersion(string path)
     {
         using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
