@@ -13,6 +13,9 @@ public static class NamespaceName
     /// <summary>Most segments a name may have.</summary>
     public const int MaxSegments = 4;
 
+    // Two segments no name may have in a row (see Validate).
+    private static readonly (string First, string Second) ReservedPair = ("blobs", "sha256");
+
     /// <summary>Returns <paramref name="name"/> if valid, else throws naming <paramref name="field"/>.</summary>
     public static string Validate(string? name, string field)
     {
@@ -38,6 +41,16 @@ public static class NamespaceName
             {
                 throw new InvalidFieldException(
                     field, "segments must match [a-z0-9][a-z0-9._-]* and be joined by '/'");
+            }
+        }
+
+        for (var i = 1; i < segments.Length; i++)
+        {
+            if (segments[i - 1] == ReservedPair.First && segments[i] == ReservedPair.Second)
+            {
+                // Blobs are stored as <namespace>/blobs/sha256/<hex>: namespace "x/blobs/sha256/<hex>"
+                // would sit where namespace x keeps blob <hex>, and block it for good.
+                throw new InvalidFieldException(field, "may not contain the segments blobs/sha256, which the blob layout reserves");
             }
         }
 

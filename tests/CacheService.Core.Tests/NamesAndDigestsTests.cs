@@ -8,6 +8,8 @@ public class NamesAndDigestsTests
     [InlineData("team/main")]
     [InlineData("a/b/c/d")]
     [InlineData("team-1/pr_42/x.y")]
+    [InlineData("team/blobs")]
+    [InlineData("team/sha256/blobs")]
     public void Accepts_valid_namespaces(string name) => Assert.Equal(name, NamespaceName.Validate(name, "namespace"));
 
     [Theory]
@@ -21,6 +23,8 @@ public class NamesAndDigestsTests
     [InlineData(".uploads")]
     [InlineData("..")]
     [InlineData("team main")]
+    [InlineData("x/blobs/sha256/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
+    [InlineData("blobs/sha256/x")]
     public void Refuses_invalid_namespaces_naming_the_field(string name)
     {
         var e = Assert.Throws<InvalidFieldException>(() => NamespaceName.Validate(name, "fallback_namespaces[1]"));

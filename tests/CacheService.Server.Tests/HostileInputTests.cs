@@ -163,6 +163,24 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         Assert.Null((await _server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "hostile/idle", Digests = { Layers.DigestOf(data) } })).Present.FirstOrDefault());
     }
 
+    [Fact]
+    public async Task A_namespace_shaped_like_another_namespaces_blob_path_is_refused_and_cannot_block_that_blob()
+    {
+        var data = Layers.Random(3000, 9);
+        var hex = Layers.DigestOf(data)["sha256:".Length..];
+        var squatter = $"x/blobs/sha256/{hex}";
+        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(_server.Client, squatter, Layers.Random(10, 10)));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        using (var post = await _http.PostAsync($"/v2/{squatter}/blobs/uploads/", null))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
+            Assert.Contains("NAME_INVALID", await post.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.False((await Layers.UploadAsync(_server.Client, "x", data)).AlreadyExisted);
+        Assert.Equal(data, await Layers.DownloadAsync(_server.Client, "x", Layers.DigestOf(data)));
+    }
+
     private static void Corrupt(string path)
     {
         using var file = File.OpenWrite(path);
