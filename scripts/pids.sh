@@ -6,6 +6,7 @@ stop_pid() {
   local pid
   pid=$(cat "$1")
   kill "$pid" 2>/dev/null || true
+  kill -CONT "$pid" 2>/dev/null || true # a paused process (SIGSTOP) gets its TERM only once it runs
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$1"

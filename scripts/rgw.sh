@@ -3,6 +3,7 @@
 #   scripts/rgw.sh start DIR RGW_PORT MON_PORT   mon + mgr + one memstore OSD + radosgw; prints nothing
 #   scripts/rgw.sh stop-rgw DIR                  stops only radosgw (to test an object-store outage)
 #   scripts/rgw.sh start-rgw DIR                 starts radosgw again on the same port
+#   scripts/rgw.sh pause-rgw|resume-rgw DIR      SIGSTOP/SIGCONT radosgw (a store that hangs, not one that refuses)
 #   scripts/rgw.sh stop DIR                      stops every daemon started in DIR, by PID
 # Access key "cacheservice", secret "cacheservice-secret". The OSD keeps data in memory
 # (memstore): fast, and nothing to clean up on disk. Daemons bind MON_PORT and the 60 ports
@@ -107,9 +108,11 @@ CONF
       --access-key=cacheservice --secret=cacheservice-secret >/dev/null
     ;;
   stop-rgw) stop_pid "$dir/run/client.rgw.pid" ;;
+  pause-rgw) kill -STOP "$(cat "$dir/run/client.rgw.pid")" ;;
+  resume-rgw) kill -CONT "$(cat "$dir/run/client.rgw.pid")" ;;
   start-rgw) start_rgw ;;
   stop)
     for pidfile in "$dir"/run/*.pid; do stop_pid "$pidfile"; done
     ;;
-  *) echo "usage: $0 start|stop|stop-rgw|start-rgw DIR [RGW_PORT MON_PORT]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|stop-rgw|start-rgw|pause-rgw|resume-rgw DIR [RGW_PORT MON_PORT]" >&2; exit 2 ;;
 esac

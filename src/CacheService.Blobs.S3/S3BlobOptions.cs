@@ -30,6 +30,13 @@ public sealed class S3BlobOptions
     /// <summary>Hand out presigned URLs so clients move layers straight to and from the object store. Default false.</summary>
     public bool DirectTransfer { get; set; }
 
+    /// <summary>
+    /// How long a call may wait on the object store without progress: an answer to a request, or
+    /// the next bytes of an upload or a download in flight. Past it the call is an outage (a miss
+    /// or UNAVAILABLE, and counted by the circuit breaker), never a hang. Default 30 seconds.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
@@ -42,6 +49,7 @@ public sealed class S3BlobOptions
         if (string.IsNullOrEmpty(Prefix) || Prefix.StartsWith('/') || Prefix.EndsWith('/')) yield return "Prefix must be non-empty without leading or trailing '/'";
         if (string.IsNullOrEmpty(AccessKey)) yield return "AccessKey is required";
         if (string.IsNullOrEmpty(SecretKey)) yield return "SecretKey is required";
+        if (IdleTimeout < TimeSpan.FromMilliseconds(100) || IdleTimeout > TimeSpan.FromHours(1)) yield return "IdleTimeout must be between 100 ms and 1 hour";
         if (PresignExpiry < TimeSpan.FromSeconds(1) || PresignExpiry > TimeSpan.FromDays(7)) yield return "PresignExpiry must be between 1 second and 7 days";
     }
 }

@@ -23,7 +23,8 @@ namespace CacheService.Blobs.S3;
 /// <para>Files by concern: this one holds the store's calls; <c>S3DirectTransfer.cs</c> the
 /// presigned transfers and their verified promotion; <c>S3ObjectNames.cs</c> where objects live;
 /// <c>S3Http.cs</c> signing, sending and sorting failures.</para>
-/// <para>Failure: connection errors, timeouts and 5xx answers surface as
+/// <para>Failure: connection errors, timeouts (<see cref="S3BlobOptions.IdleTimeout"/>, also
+/// between the bytes of a transfer), SDK errors and any answer but a success or a 404 surface as
 /// <see cref="BackendUnavailableException"/> (retries and the circuit breaker are added by a
 /// decorator, not here).</para>
 /// </remarks>
@@ -47,6 +48,7 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
             .WithSSL(endpoint.Scheme == "https")
             .WithCredentials(options.AccessKey, options.SecretKey)
             .WithRegion(options.Region)
+            .WithTimeout((int)options.IdleTimeout.TotalMilliseconds)
             .Build();
     }
 
@@ -59,7 +61,7 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
         }
 
         return true;
-    });
+    }, cancellationToken);
 
     /// <inheritdoc />
     public Task<long?> GetSizeAsync(string ns, Digest digest, CancellationToken cancellationToken) => Guard<long?>(async () =>
@@ -73,7 +75,7 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
         {
             return null;
         }
-    });
+    }, cancellationToken);
 
     /// <inheritdoc />
     public async Task<bool> PutAsync(string ns, Digest digest, long size, Stream content, CancellationToken cancellationToken)
@@ -89,13 +91,21 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
         }
 
         var url = await Presign(HttpMethod.Put, ObjectName(ns, digest), cancellationToken);
-        await using var body = new VerifyingReadStream(content, digest, size);
+        using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await using var body = new StallWatch(new VerifyingReadStream(content, digest, size), stalled, options.IdleTimeout);
         using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = new StreamContent(body, VerifyingReadStream.BufferSize) };
         request.Content.Headers.ContentLength = size;
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        using var response = await Send(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
-        EnsureSuccess(response, ns, digest);
-        return true;
+        try
+        {
+            using var response = await Send(request, HttpCompletionOption.ResponseContentRead, stalled.Token);
+            EnsureSuccess(response, ns, digest);
+            return true;
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BackendUnavailableException("blobs", new TimeoutException($"the object store took no bytes for {options.IdleTimeout}", e));
+        }
     }
 
     /// <inheritdoc />
@@ -112,7 +122,7 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
         try
         {
             EnsureSuccess(response, ns, digest);
-            return new ResponseStream(response, await response.Content.ReadAsStreamAsync(cancellationToken));
+            return new ResponseStream(response, await response.Content.ReadAsStreamAsync(cancellationToken), options.IdleTimeout);
         }
         catch
         {
@@ -133,7 +143,7 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
         {
             await minio.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(options.Bucket).WithObject(ObjectName(ns, digest)), cancellationToken);
             return true;
-        });
+        }, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -143,7 +153,7 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
         var items = minio.ListObjectsEnumAsync(
             new ListObjectsArgs().WithBucket(options.Bucket).WithPrefix(root).WithRecursive(true), cancellationToken);
         await using var cursor = items.GetAsyncEnumerator(cancellationToken);
-        while (await Guard(async () => await cursor.MoveNextAsync()))
+        while (await Guard(async () => await cursor.MoveNextAsync(), cancellationToken))
         {
             var item = cursor.Current;
             var marker = item.Key.LastIndexOf(Blobs, StringComparison.Ordinal);

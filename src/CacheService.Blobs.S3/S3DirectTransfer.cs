@@ -51,7 +51,7 @@ public sealed partial class S3BlobStore
             {
                 return null;
             }
-        }) ?? throw new PreconditionFailedException($"nothing was uploaded for upload id {uploadId}");
+        }, cancellationToken) ?? throw new PreconditionFailedException($"nothing was uploaded for upload id {uploadId}");
 
         try
         {
@@ -84,7 +84,7 @@ public sealed partial class S3BlobStore
                 }
 
                 return true;
-            });
+            }, cancellationToken);
             return true;
         }
         finally
@@ -93,7 +93,7 @@ public sealed partial class S3BlobStore
             {
                 await minio.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(options.Bucket).WithObject(staging), CancellationToken.None);
                 return true;
-            });
+            }, CancellationToken.None);
         }
     }
 

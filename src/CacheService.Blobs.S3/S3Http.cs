@@ -17,7 +17,8 @@ public sealed partial class S3BlobStore
         var expiry = (int)options.PresignExpiry.TotalSeconds;
         return Guard(() => method == HttpMethod.Put
             ? minio.PresignedPutObjectAsync(new PresignedPutObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry))
-            : minio.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry)));
+            : minio.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry)),
+            cancellationToken);
     }
 
     private async Task<HttpResponseMessage> Send(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
@@ -48,39 +49,47 @@ public sealed partial class S3BlobStore
             return;
         }
 
-        throw response.StatusCode switch
-        {
-            HttpStatusCode.NotFound => new BlobNotFoundException(ns, digest),
-            >= HttpStatusCode.InternalServerError or HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout =>
-                new BackendUnavailableException("blobs", new HttpRequestException($"object store answered {(int)response.StatusCode}")),
-            _ => new InvalidOperationException($"object store answered {(int)response.StatusCode} for {digest}"),
-        };
+        // Anything else (5xx, throttling, and 4xx such as 403 for expired credentials or a wrong
+        // clock) means the store cannot serve us now: an outage the breaker counts, not a bug.
+        throw response.StatusCode == HttpStatusCode.NotFound
+            ? new BlobNotFoundException(ns, digest)
+            : new BackendUnavailableException("blobs", new HttpRequestException($"object store answered {(int)response.StatusCode} for {digest}"));
     }
 
-    // Minio reports outages as HttpRequestException, its own ConnectionException, or (for some
-    // server errors) an ArgumentNullException from MinioException.GetMessage.
-    private static async Task<T> Guard<T>(Func<Task<T>> call)
+    // Minio reports outages as HttpRequestException, AuthorizationException (a refused key), any
+    // of its MinioException kinds (the ones a caller expects, such as ObjectNotFoundException, are
+    // caught inside the call), an XmlException for a body that is not S3's XML, or (for some server
+    // errors) an ArgumentNullException from MinioException.GetMessage. Its own timeout
+    // (WithTimeout) surfaces as a cancellation the caller did not ask for.
+    private static async Task<T> Guard<T>(Func<Task<T>> call, CancellationToken cancellationToken)
     {
         try
         {
             return await call();
         }
-        catch (Exception e) when (e is HttpRequestException or ConnectionException or InternalClientException or ArgumentNullException
-            || (e is TaskCanceledException && e.InnerException is TimeoutException))
+        catch (Exception e) when (e is HttpRequestException or MinioException or AuthorizationException or System.Xml.XmlException or IOException or ArgumentNullException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             throw new BackendUnavailableException("blobs", e);
         }
     }
 
-    // Keeps the HTTP response alive while its body is read, and disposes both together.
-    private sealed class ResponseStream(HttpResponseMessage response, Stream body) : ReadOnlyStream
+    // Keeps the HTTP response alive while its body is read, and disposes both together. A read
+    // that brings nothing for the idle timeout is an outage: a stalled store must not hold a
+    // download (and its client) forever.
+    private sealed class ResponseStream(HttpResponseMessage response, Stream body, TimeSpan idleTimeout) : ReadOnlyStream
     {
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
+            using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            stalled.CancelAfter(idleTimeout);
             try
             {
-                return await body.ReadAsync(buffer, cancellationToken);
+                return await body.ReadAsync(buffer, stalled.Token);
+            }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new BackendUnavailableException("blobs", new TimeoutException($"the object store sent nothing for {idleTimeout}", e));
             }
             catch (Exception e) when (e is HttpRequestException or IOException)
             {
@@ -94,6 +103,30 @@ public sealed partial class S3BlobStore
             {
                 body.Dispose();
                 response.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+
+    // An upload's body that cancels the request when the store stops taking bytes: the clock runs
+    // only while the bytes handed over wait for the store, not while they are read from our own
+    // client (a slow builder is not a stalled store).
+    private sealed class StallWatch(Stream inner, CancellationTokenSource stalled, TimeSpan idleTimeout) : ReadOnlyStream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            stalled.CancelAfter(Timeout.InfiniteTimeSpan);
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            stalled.CancelAfter(idleTimeout);
+            return read;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
             }
 
             base.Dispose(disposing);

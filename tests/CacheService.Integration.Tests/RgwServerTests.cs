@@ -174,6 +174,62 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
     }
 
     [Fact]
+    public async Task A_gateway_that_hangs_fails_transfers_in_flight_within_the_idle_timeout_opens_the_breaker_and_recovers()
+    {
+        await using var server = await StartServerAsync(rgw.Options(), "--CacheService:S3:IdleTimeout=00:00:03");
+        var data = Layers.Random(32 << 20, 12); // far more than the socket buffers between the gateway and the server hold
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "rgw/stall", "k", data);
+        using var download = server.Client.DownloadLayer(new DownloadLayerRequest { Namespace = "rgw/stall", Digest = layer.Digest });
+        Assert.True(await download.ResponseStream.MoveNext(CancellationToken.None));
+
+        rgw.PauseGateway();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var cut = await Assert.ThrowsAsync<RpcException>(async () =>
+            {
+                while (await download.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                }
+            });
+            Assert.Equal(StatusCode.Unavailable, cut.StatusCode);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the stalled download took {clock.Elapsed} to fail");
+
+            var upload = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "rgw/stall", Layers.Random(1000, 13)));
+            Assert.True(upload.StatusCode == StatusCode.Unavailable, upload.Status.ToString());
+            var stats = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Assert.ThrowsAsync<RpcException>(async () =>
+                await server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "rgw/stall", Digests = { layer.Digest } }))));
+            Assert.All(stats, e => Assert.Equal(StatusCode.Unavailable, e.StatusCode));
+
+            clock.Restart(); // the breaker is open: the next call does not wait on the gateway at all
+            var fast = await Assert.ThrowsAsync<RpcException>(async () =>
+                await server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "rgw/stall", Digests = { layer.Digest } }));
+            Assert.Equal(StatusCode.Unavailable, fast.StatusCode);
+            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(900), $"with the breaker open a call took {clock.Elapsed}");
+            Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/stall", Key = Layers.Key("k") })).Hit); // the index still answers
+        }
+        finally
+        {
+            rgw.ResumeGateway();
+        }
+
+        byte[]? bytes = null;
+        for (var attempt = 0; attempt < 150 && bytes is null; attempt++)
+        {
+            try
+            {
+                bytes = await Layers.DownloadAsync(server.Client, "rgw/stall", layer.Digest);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                await Task.Delay(100); // the breaker lets a trial call through after its break
+            }
+        }
+
+        Assert.Equal(data, bytes);
+    }
+
+    [Fact]
     public async Task The_server_runs_on_redis_and_rgw_together()
     {
         using var redis = RedisServers.StartSingle();

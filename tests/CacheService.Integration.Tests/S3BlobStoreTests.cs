@@ -39,6 +39,26 @@ public sealed class S3BlobStoreTests(RgwServer rgw) : BlobStoreContract
         base.Dispose();
     }
 
+    // Issue 13, finding 13: a store that refuses us (403 for a wrong or expired key) cannot serve
+    // blobs: that is an outage the breaker counts and callers degrade on, not an internal error.
+    [Fact]
+    public async Task Answers_refused_for_bad_credentials_are_outages_on_every_call()
+    {
+        var options = rgw.Options();
+        options.SecretKey = "not-the-secret";
+        var store = new S3BlobStore(S3BlobStore.CreateClient(options), _http, options);
+        var digest = Digest.Of([1, 2, 3]);
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => store.GetSizeAsync(Ns, digest, Ct));
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => store.OpenReadAsync(Ns, digest, 0, Ct));
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => store.DeleteAsync(Ns, digest, Ct));
+        await Assert.ThrowsAsync<BackendUnavailableException>(async () =>
+        {
+            await foreach (var _ in store.ListAsync(Ct))
+            {
+            }
+        });
+    }
+
     [Fact]
     public async Task Storing_a_large_blob_allocates_far_less_than_its_size()
     {

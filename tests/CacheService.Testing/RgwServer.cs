@@ -55,6 +55,12 @@ public sealed class RgwServer : IDisposable
     /// <summary>Starts radosgw again on the same port.</summary>
     public void StartGateway() => ServiceScripts.Run("rgw.sh", "start-rgw", Directory);
 
+    /// <summary>Freezes radosgw (SIGSTOP): connections open and nothing answers, as a store that hangs.</summary>
+    public void PauseGateway() => ServiceScripts.Run("rgw.sh", "pause-rgw", Directory);
+
+    /// <summary>Lets a paused radosgw run again (SIGCONT).</summary>
+    public void ResumeGateway() => ServiceScripts.Run("rgw.sh", "resume-rgw", Directory);
+
     public void Dispose() => StopAndRemove(Directory);
 
     private static void StopAndRemove(string? directory)
