@@ -81,6 +81,7 @@ public sealed partial class ObservabilityTests : IDisposable
     public async Task Namespace_labels_are_capped_and_the_rest_fold_into_other()
     {
         await using var server = await TestServer.StartAsync("--CacheService:Observability:MaxNamespaceLabels=2");
+        await server.RunPeriodicWorkAsync("namespace sample", 1, TimeSpan.FromSeconds(1)); // the first ranking (of an empty index) is done
         foreach (var ns in (string[])["pr/1", "pr/2", "pr/3", "pr/4"])
         {
             await server.Client.LookupAsync(new LookupRequest { Namespace = ns, Key = Layers.Key("k") });
@@ -91,6 +92,27 @@ public sealed partial class ObservabilityTests : IDisposable
         Assert.Equal(1, Sample(metrics, "cacheservice_lookups_total{namespace=\"pr/2\",result=\"miss\"}"));
         Assert.Equal(2, Sample(metrics, "cacheservice_lookups_total{namespace=\"other\",result=\"miss\"}"));
         Assert.DoesNotContain("pr/3", metrics, StringComparison.Ordinal);
+    }
+
+    // Issue 13, finding 16: lookups of made-up names must not take the labels of namespaces that hold data.
+    [Fact]
+    public async Task Lookups_of_made_up_namespaces_lose_their_labels_to_namespaces_that_hold_data_at_the_next_sample()
+    {
+        await using var server = await TestServer.StartAsync("--CacheService:Observability:MaxNamespaceLabels=1");
+        const string Sampler = "namespace sample";
+        await server.RunPeriodicWorkAsync(Sampler, 1, TimeSpan.FromSeconds(1));
+        foreach (var ns in (string[])["junk/1", "junk/2", "junk/3"])
+        {
+            await server.Client.LookupAsync(new LookupRequest { Namespace = ns, Key = Layers.Key("k") });
+        }
+
+        await Layers.UploadAndCommitAsync(server.Client, "team/main", "k", Layers.Random(100, 1));
+        await server.RunPeriodicWorkAsync(Sampler, server.Rounds(Sampler) + 1, TimeSpan.FromSeconds(1));
+        await server.Client.LookupAsync(new LookupRequest { Namespace = "team/main", Key = Layers.Key("k") });
+
+        var metrics = await GetAsync(server, "/metrics");
+        Assert.Equal(1, Sample(metrics, "cacheservice_lookups_total{namespace=\"team/main\",result=\"hit\"}"));
+        Assert.DoesNotContain("junk/", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,10 +1,7 @@
 using System.Net;
 using CacheService.Api.V1;
-using CacheService.Server.Hosting;
 using CacheService.Testing;
 using Grpc.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 
 namespace CacheService.Server.Tests;
 
@@ -75,12 +72,7 @@ public sealed class StorageLimitTests : IDisposable
         server.Time.Advance(TimeSpan.FromMinutes(4));
         var fresh = await OpenSessionAsync("limits/idle");
         server.Time.Advance(TimeSpan.FromMinutes(2)); // idle: 6 minutes; fresh: 2
-        var expiry = server.Services.GetServices<IHostedService>().OfType<PeriodicWork>().Single(w => w.Name == "upload session expiry");
-        for (var attempt = 0; attempt < 200 && expiry.Rounds < 1; attempt++)
-        {
-            server.Time.Advance(TimeSpan.FromSeconds(1)); // the loop's timer may not exist yet
-            await Task.Delay(25);
-        }
+        await server.RunPeriodicWorkAsync("upload session expiry", 1, TimeSpan.FromSeconds(1));
 
         using (var gone = await _http.GetAsync(idle))
         {
@@ -185,8 +177,8 @@ public sealed class StorageLimitTests : IDisposable
     public async Task The_storage_ceiling_refuses_with_RESOURCE_EXHAUSTED_and_stores_nothing_until_room_is_made()
     {
         await using var server = await StartAsync("--CacheService:Limits:StorageCeilingBytes=1000000");
-        var sampler = server.Services.GetServices<IHostedService>().OfType<PeriodicWork>().Single(w => w.Name == "namespace sample");
-        await SampledAsync(server, sampler, 1);
+        const string Sample = "namespace sample";
+        await server.RunPeriodicWorkAsync(Sample, 1, TimeSpan.FromSeconds(1));
 
         await Layers.UploadAndCommitAsync(server.Client, "limits/ceiling", "first", Layers.Random(600_000, 6));
         var second = Layers.Random(600_000, 7);
@@ -201,11 +193,11 @@ public sealed class StorageLimitTests : IDisposable
         Assert.False(File.Exists(server.BlobPath("limits/other", Layers.DigestOf(second))));
         Assert.Equal(2, await server.MetricAsync(Refusals("storage_ceiling")));
 
-        await SampledAsync(server, sampler, sampler.Rounds + 1); // the index now says 600,000 stored: still no room
+        await server.RunPeriodicWorkAsync(Sample, server.Rounds(Sample) + 1, TimeSpan.FromSeconds(1)); // the index now says 600,000 stored: still no room
         await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "limits/other", second));
 
         await server.Client.DeleteAsync(new DeleteRequest { Namespace = "limits/ceiling", All = true });
-        await SampledAsync(server, sampler, sampler.Rounds + 1);
+        await server.RunPeriodicWorkAsync(Sample, server.Rounds(Sample) + 1, TimeSpan.FromSeconds(1));
         Assert.False((await Layers.UploadAsync(server.Client, "limits/other", second)).AlreadyExisted);
     }
 
@@ -219,17 +211,6 @@ public sealed class StorageLimitTests : IDisposable
         Assert.Contains("MinFreeDiskBytes", e.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(1, await server.MetricAsync(Refusals("free_disk")));
         Assert.False(File.Exists(server.BlobPath("limits/disk", Layers.DigestOf(data))));
-    }
-
-    private static async Task SampledAsync(TestServer server, PeriodicWork sampler, long rounds)
-    {
-        for (var attempt = 0; attempt < 400 && sampler.Rounds < rounds; attempt++)
-        {
-            server.Time.Advance(TimeSpan.FromSeconds(1));
-            await Task.Delay(25);
-        }
-
-        Assert.True(sampler.Rounds >= rounds, $"the namespace sample ran {sampler.Rounds} times, not {rounds}");
     }
 
     /// <summary>A body that sends half, then waits to be let go before sending the rest.</summary>

@@ -1,8 +1,10 @@
 using CacheService.Api.V1;
 using CacheService.Server;
+using CacheService.Server.Hosting;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
 
 namespace CacheService.Testing;
@@ -87,6 +89,29 @@ public sealed class TestServer : IAsyncDisposable
         while (DateTime.UtcNow < until);
         return false;
     }
+
+    /// <summary>
+    /// Moves the clock by <paramref name="step"/> until the periodic work <paramref name="name"/>
+    /// has run at least <paramref name="rounds"/> times (its loop starts on a thread of its own,
+    /// so its timer may not exist yet); fails after 400 steps.
+    /// </summary>
+    public async Task RunPeriodicWorkAsync(string name, long rounds, TimeSpan step)
+    {
+        var work = Services.GetServices<IHostedService>().OfType<PeriodicWork>().Single(w => w.Name == name);
+        for (var attempt = 0; attempt < 400 && work.Rounds < rounds; attempt++)
+        {
+            Time.Advance(step);
+            await Task.Delay(25);
+        }
+
+        if (work.Rounds < rounds)
+        {
+            throw new TimeoutException($"{name} ran {work.Rounds} times, not {rounds}");
+        }
+    }
+
+    /// <summary>How many times the periodic work <paramref name="name"/> has run.</summary>
+    public long Rounds(string name) => Services.GetServices<IHostedService>().OfType<PeriodicWork>().Single(w => w.Name == name).Rounds;
 
     /// <summary>The value of one series on <c>/metrics</c> (exact name and labels), 0 when it is absent.</summary>
     public async Task<double> MetricAsync(string series)

@@ -43,9 +43,6 @@ public enum Refusal
 
     /// <summary>An upload that would leave the data directory's disk below its free-space floor.</summary>
     FreeDisk,
-
-    /// <summary>A write that would create a namespace beyond the namespace limit.</summary>
-    NamespaceCount,
 }
 
 /// <summary>How a lookup ended.</summary>

@@ -51,7 +51,7 @@ public sealed class CacheMetrics
         _evictions = factory.CreateCounter("cacheservice_evictions_total", "Entries evicted to keep a namespace within its budget.", "namespace");
         _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Backend calls that found the backend unavailable (a lookup the index could not answer in time included), by backend: index or blobs.", "backend");
         _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
-        _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling, free_disk or namespace_count.", "reason");
+        _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling or free_disk.", "reason");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
             LabelNames = ["method", "code"],
@@ -82,6 +82,40 @@ public sealed class CacheMetrics
         }
 
         return OtherNamespace;
+    }
+
+    /// <summary>
+    /// Gives the labels to the namespaces of the index that matter most (stored bytes, then
+    /// lookups), from a sample of all of them; the sampler calls it. Until then, and while labels
+    /// are free, names get one first come, first served; at each ranking any namespace outside the
+    /// top loses its label and its series, so lookups of made-up names can hold labels for one
+    /// sample interval at most and never push out a namespace that holds data.
+    /// </summary>
+    public void RankNamespaces(IEnumerable<(string Namespace, long StoredBytes, long Lookups)> usage)
+    {
+        ArgumentNullException.ThrowIfNull(usage);
+        var top = usage.OrderByDescending(u => u.StoredBytes).ThenByDescending(u => u.Lookups).ThenBy(u => u.Namespace, StringComparer.Ordinal)
+            .Take(_maxNamespaces).Select(u => u.Namespace).ToHashSet(StringComparer.Ordinal);
+        lock (_admission)
+        {
+            foreach (var ns in _labelled.Keys.Where(ns => !top.Contains(ns)))
+            {
+                _labelled.TryRemove(ns, out _);
+                foreach (var result in (string[])["hit", "miss", "degraded"])
+                {
+                    _lookups.RemoveLabelled(ns, result);
+                }
+
+                _evictions.RemoveLabelled(ns);
+                _entries.RemoveLabelled(ns);
+                _storedBytes.RemoveLabelled(ns);
+            }
+
+            foreach (var ns in top)
+            {
+                _labelled[ns] = true;
+            }
+        }
     }
 
     /// <summary>Counts one lookup of <paramref name="ns"/>.</summary>
@@ -117,8 +151,7 @@ public sealed class CacheMetrics
         Refusal.UploadSessions => "upload_sessions",
         Refusal.NamespaceBudget => "namespace_budget",
         Refusal.StorageCeiling => "storage_ceiling",
-        Refusal.FreeDisk => "free_disk",
-        _ => "namespace_count",
+        _ => "free_disk",
     }).Inc();
 
     /// <summary>Records one gRPC call.</summary>

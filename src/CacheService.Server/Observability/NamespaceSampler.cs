@@ -13,7 +13,8 @@ public sealed record NamespaceSample(DateTimeOffset At, NamespaceUsage Usage);
 /// Reads every namespace's counters from the index each <see cref="ObservabilityOptions.SampleInterval"/>
 /// (on the injected clock; the host's periodic work runs it): the entries and stored-bytes gauges
 /// follow them, and the status page charts the last <see cref="ObservabilityOptions.HistoryLength"/> samples. Reading the index
-/// here, not on every scrape, keeps a busy Prometheus from loading Redis. Namespaces beyond
+/// here, not on every scrape, keeps a busy Prometheus from loading Redis. Each sample ranks the
+/// namespaces for their labels (<see cref="CacheMetrics.RankNamespaces"/>); those beyond
 /// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>. The total
 /// of stored bytes goes to the <see cref="StorageGuard"/>, for the storage ceiling.
 /// </summary>
@@ -35,17 +36,21 @@ public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, St
     public async Task SampleOnceAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var totals = new Dictionary<string, NamespaceUsage>(StringComparer.Ordinal);
-        var stored = 0L;
+        var all = new List<(string Namespace, NamespaceUsage Usage)>();
         foreach (var ns in await index.ListNamespacesAsync(cancellationToken))
         {
-            var usage = await index.GetUsageAsync(ns, cancellationToken);
-            stored += usage.StoredBytes;
+            all.Add((ns, await index.GetUsageAsync(ns, cancellationToken)));
+        }
+
+        metrics.RankNamespaces(all.Select(a => (a.Namespace, a.Usage.StoredBytes, a.Usage.Lookups)));
+        var totals = new Dictionary<string, NamespaceUsage>(StringComparer.Ordinal);
+        foreach (var (ns, usage) in all)
+        {
             var label = metrics.NamespaceLabel(ns);
             totals[label] = totals.TryGetValue(label, out var sum) ? Add(sum, usage) : usage;
         }
 
-        guard.SetStoredBytes(stored);
+        guard.SetStoredBytes(all.Sum(a => a.Usage.StoredBytes));
         metrics.SetNamespaceSizes(totals.Select(t => (t.Key, t.Value.Entries, t.Value.StoredBytes)));
         lock (_lock)
         {
