@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using CacheService.Api.V1;
+using CacheService.Core.Blobs;
 using CacheService.Testing;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CacheService.Integration.Tests;
 
@@ -109,6 +112,76 @@ public sealed partial class RedisFaultTests : IDisposable
         Cli("DEL", "cs:namespaces"); // as a flush or a failover without the key would
         await Layers.UploadAndCommitAsync(server.Client, "lost", "k2", Layers.Random(1000, 7));
         Assert.Contains("lost", Cli("SMEMBERS", "cs:namespaces").Split('\n'));
+    }
+
+    [Fact]
+    public async Task Under_load_redis_killed_restarted_and_flushed_gives_misses_in_time_never_a_wrong_hit_and_the_server_writes_and_collects_again()
+    {
+        await using var server = await StartServerAsync();
+        var layers = new Dictionary<string, LayerDescriptor>();
+        for (var i = 0; i < 20; i++)
+        {
+            layers[$"k{i}"] = await Layers.UploadAndCommitAsync(server.Client, "chaos", $"k{i}", Layers.Random(1000, 100 + i));
+        }
+
+        using var stop = new CancellationTokenSource();
+        var wrong = 0;
+        var hits = 0;
+        var degraded = 0;
+        var slowest = 0L;
+        var errors = new ConcurrentQueue<string>();
+        var load = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
+        {
+            var random = new Random(worker);
+            while (!stop.IsCancellationRequested)
+            {
+                var name = $"k{random.Next(20)}";
+                var clock = Stopwatch.StartNew();
+                try
+                {
+                    var answer = await server.Client.LookupAsync(new LookupRequest { Namespace = "chaos", Key = Layers.Key(name) }, deadline: DateTime.UtcNow.AddSeconds(5));
+                    Interlocked.Add(ref wrong, answer.Hit && !answer.Layer.Equals(layers[name]) ? 1 : 0);
+                    Interlocked.Add(ref hits, answer.Hit ? 1 : 0);
+                    Interlocked.Add(ref degraded, answer.Degraded ? 1 : 0);
+                }
+                catch (RpcException e)
+                {
+                    errors.Enqueue(e.Status.ToString());
+                }
+
+                var elapsed = clock.ElapsedMilliseconds;
+                for (var seen = Interlocked.Read(ref slowest); elapsed > seen; seen = Interlocked.Read(ref slowest))
+                {
+                    Interlocked.CompareExchange(ref slowest, elapsed, seen);
+                }
+            }
+        })).ToList();
+
+        await Task.Delay(500);
+        _redis.Kill(); // a crash: no shutdown, the append-only file is all that is left
+        await Task.Delay(1000);
+        _redis.Restart();
+        await Task.Delay(1000);
+        Cli("FLUSHALL"); // data lost under a running server
+        await Task.Delay(1000);
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+
+        Assert.Empty(errors);
+        Assert.Equal(0, wrong);
+        Assert.True(hits > 0 && degraded > 0, $"{hits} hits and {degraded} degraded misses: the load did not span the crash");
+        Assert.True(slowest < 2000, $"the slowest lookup took {slowest} ms (lookup timeout: 500 ms)");
+
+        var lost = await server.Client.LookupAsync(new LookupRequest { Namespace = "chaos", Key = Layers.Key("k0") });
+        Assert.False(lost.Hit); // flushed: a clean miss, not the old answer
+        await Layers.UploadAndCommitAsync(server.Client, "chaos", "k0", Layers.Random(1000, 100)); // the server writes again
+        Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "chaos", Key = Layers.Key("k0") })).Hit);
+
+        // Collection resumes: the namespace is known again, so an entry that goes frees its blob.
+        await server.Client.DeleteAsync(new DeleteRequest { Namespace = "chaos", Keys = { Layers.Key("k0") } });
+        server.Time.Advance(TimeSpan.FromMinutes(11));
+        Assert.Equal(1, await server.Services.GetRequiredService<BlobCollector>().CollectOnceAsync(TimeSpan.FromMinutes(10), CancellationToken.None));
+        Assert.False(File.Exists(server.BlobPath("chaos", layers["k0"].Digest)));
     }
 
     private long HashGetAllCalls() =>

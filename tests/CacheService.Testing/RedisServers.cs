@@ -70,6 +70,9 @@ public sealed class RedisServers : IDisposable
     /// <summary>Lets a frozen server run again (SIGCONT).</summary>
     public void Thaw() => Signal("CONT");
 
+    /// <summary>Kills the first server outright (SIGKILL), as a crash would; <see cref="Restart"/> brings it back.</summary>
+    public void Kill() => Signal("KILL");
+
     public void Dispose()
     {
         Stop();
