@@ -17,6 +17,9 @@ public static class CacheServiceApp
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.Services.AddCacheService();
+        // Its errors are requests that failed before the interceptors (undecodable bytes, see
+        // UndecodableRequests): a client error, not worth a stack trace per request.
+        builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Critical);
         configure?.Invoke(builder);
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
@@ -41,6 +44,7 @@ public static class CacheServiceApp
         });
 
         var app = builder.Build();
+        app.UseUndecodableRequestsAsInvalid();
         app.MapGrpcService<LayerCacheGrpcService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();

@@ -4,6 +4,7 @@ using System.Text.Json;
 using CacheService.Api.V1;
 using CacheService.Core.Registry;
 using CacheService.Testing;
+using Google.Protobuf;
 using Grpc.Core;
 
 namespace CacheService.Server.Tests;
@@ -179,6 +180,41 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
 
         Assert.False((await Layers.UploadAsync(_server.Client, "x", data)).AlreadyExisted);
         Assert.Equal(data, await Layers.DownloadAsync(_server.Client, "x", Layers.DigestOf(data)));
+    }
+
+    [Fact]
+    public async Task Bytes_that_are_not_protobuf_are_refused_as_a_bad_argument_not_a_server_fault()
+    {
+        byte[] garbage = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        Assert.Equal(StatusCode.InvalidArgument, await RawCallAsync("Lookup", garbage));
+        var header = new UploadLayerRequest { Header = new UploadHeader { Namespace = "hostile/garbage", Digest = Layers.DigestOf([1]), Size = 1 } }.ToByteArray();
+        Assert.Equal(StatusCode.InvalidArgument, await RawCallAsync("UploadLayer", header, garbage)); // a good first message, then garbage
+    }
+
+    // One gRPC call made by hand over HTTP/2, with the given messages framed as they are; returns its status.
+    private async Task<StatusCode> RawCallAsync(string method, params byte[][] messages)
+    {
+        using var body = new MemoryStream();
+        foreach (var message in messages)
+        {
+            body.WriteByte(0); // not compressed
+            body.Write([(byte)(message.Length >> 24), (byte)(message.Length >> 16), (byte)(message.Length >> 8), (byte)message.Length]);
+            body.Write(message);
+        }
+
+        using var h2 = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_server.GrpcAddress}/cacheservice.v1.LayerCache/{method}")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(body.ToArray()),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("TE", "trailers");
+        using var response = await h2.SendAsync(request);
+        await response.Content.ReadAsByteArrayAsync();
+        var status = response.TrailingHeaders.TryGetValues("grpc-status", out var trailer) ? trailer.Single() : response.Headers.GetValues("grpc-status").Single();
+        return (StatusCode)int.Parse(status, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static void Corrupt(string path)

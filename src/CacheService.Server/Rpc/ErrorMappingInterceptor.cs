@@ -55,6 +55,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
         var status = e switch
         {
             InvalidFieldException => new Status(StatusCode.InvalidArgument, e.Message),
+            Google.Protobuf.InvalidProtocolBufferException => new Status(StatusCode.InvalidArgument, "request: not a valid protobuf message of this method's type"),
             BlobNotFoundException => new Status(StatusCode.NotFound, e.Message),
             PreconditionFailedException => new Status(StatusCode.FailedPrecondition, e.Message),
             QuotaExceededException => new Status(StatusCode.ResourceExhausted, e.Message),
