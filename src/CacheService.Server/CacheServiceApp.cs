@@ -20,6 +20,9 @@ public static class CacheServiceApp
         // Its errors are requests that failed before the interceptors (undecodable bytes, see
         // UndecodableRequests): a client error, not worth a stack trace per request.
         builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Critical);
+        // Polly logs every execution at Information: two lines per blob call drown the log. Its
+        // retries and breaker changes are warnings and stay.
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
         configure?.Invoke(builder);
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using CacheService.Api.V1;
 using CacheService.Blobs.FileSystem;
 using CacheService.Core.Blobs;
@@ -53,27 +52,5 @@ public sealed class BackgroundWorkTests
     {
         public override IAsyncEnumerable<StoredBlob> ListAsync(CancellationToken cancellationToken) =>
             throw new IOException("Input/output error reading blobs/");
-    }
-
-    private sealed class CapturedLogs : ILoggerProvider
-    {
-        public ConcurrentQueue<(int EventId, string Message, Exception? Exception)> Entries { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(CapturedLogs owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner.Entries.Enqueue((eventId.Id, formatter(state, exception), exception));
-        }
     }
 }

@@ -2,10 +2,14 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using CacheService.Api.V1;
+using CacheService.Blobs.FileSystem;
+using CacheService.Core;
+using CacheService.Core.Blobs;
 using CacheService.Core.Registry;
 using CacheService.Testing;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CacheService.Server.Tests;
 
@@ -191,6 +195,21 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         Assert.Equal(StatusCode.InvalidArgument, await RawCallAsync("UploadLayer", header, garbage)); // a good first message, then garbage
     }
 
+    [Fact]
+    public async Task An_offset_past_the_end_is_refused_without_reading_the_blob()
+    {
+        var opens = 0;
+        await using var server = await TestServer.StartAsync(services => services.AddSingleton<IBlobStore>(sp =>
+            new CountingStore(sp.GetRequiredService<FileSystemBlobStore>(), () => Interlocked.Increment(ref opens))));
+        var data = Layers.Random(100_000, 11);
+        await Layers.UploadAsync(server.Client, "hostile/offset", data);
+
+        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.DownloadAsync(server.Client, "hostile/offset", Layers.DigestOf(data), offset: 100_001));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Equal(0, opens);
+        Assert.Empty(await Layers.DownloadAsync(server.Client, "hostile/offset", Layers.DigestOf(data), offset: 100_000)); // the very end is still a valid resume
+    }
+
     // One gRPC call made by hand over HTTP/2, with the given messages framed as they are; returns its status.
     private async Task<StatusCode> RawCallAsync(string method, params byte[][] messages)
     {
@@ -222,5 +241,14 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         using var file = File.OpenWrite(path);
         file.Seek(-1, SeekOrigin.End);
         file.WriteByte(0x5A); // same size, other bytes
+    }
+
+    private sealed class CountingStore(IBlobStore inner, Action opened) : BlobStoreDecorator(inner)
+    {
+        public override Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken)
+        {
+            opened();
+            return base.OpenReadAsync(ns, digest, offset, cancellationToken);
+        }
     }
 }

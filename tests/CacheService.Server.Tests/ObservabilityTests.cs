@@ -8,6 +8,7 @@ using CacheService.Index.Sqlite;
 using CacheService.Testing;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CacheService.Server.Tests;
@@ -113,6 +114,17 @@ public sealed partial class ObservabilityTests : IDisposable
         var metrics = await GetAsync(server, "/metrics");
         Assert.Equal(1, Sample(metrics, "cacheservice_lookups_total{namespace=\"team/main\",result=\"hit\"}"));
         Assert.DoesNotContain("junk/", metrics, StringComparison.Ordinal);
+    }
+
+    // Issue 13, finding 17: the log must not carry lines per request at Information.
+    [Fact]
+    public async Task Blob_calls_log_nothing_per_request_at_information()
+    {
+        var logs = new CapturedLogs(LogLevel.Information);
+        await using var server = await TestServer.StartAsync(services => services.AddSingleton<ILoggerProvider>(logs), "--Logging:LogLevel:Default=Information");
+        await KnownSequenceAsync(server);
+        Assert.DoesNotContain(logs.Entries, e => e.Level < LogLevel.Warning && e.Category.StartsWith("Polly", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.EventId == 1); // Information does reach the log: the start line is there
     }
 
     [Fact]

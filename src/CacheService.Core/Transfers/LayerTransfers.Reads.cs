@@ -26,6 +26,12 @@ public sealed partial class LayerTransfers
             throw new InvalidFieldException("offset", "must not be negative");
         }
 
+        // A resume past the end is refused before the whole blob is read and hashed for nothing.
+        if (offset > 0 && await backends.Blobs.GetSizeAsync(ns, digest, cancellationToken) is { } size && offset > size)
+        {
+            throw new InvalidFieldException("offset", $"is beyond the end of the blob ({size} bytes)");
+        }
+
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var read = new ReadProgress();
         var held = ArrayPool<byte>.Shared.Rent(ChunkBytes);
