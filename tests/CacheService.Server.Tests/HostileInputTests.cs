@@ -210,6 +210,31 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         Assert.Empty(await Layers.DownloadAsync(server.Client, "hostile/offset", Layers.DigestOf(data), offset: 100_000)); // the very end is still a valid resume
     }
 
+    [Fact]
+    public async Task A_manifest_naming_one_layer_a_thousand_times_stats_it_once_and_one_naming_too_many_blobs_is_refused()
+    {
+        var stats = 0;
+        await using var server = await TestServer.StartAsync(services => services.AddSingleton<IBlobStore>(sp =>
+            new CountingStore(sp.GetRequiredService<FileSystemBlobStore>(), () => { }, () => Interlocked.Increment(ref stats))));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+        var config = await http.PushBlobAsync("hostile/repeat", Layers.Random(100, 12));
+        var layer = await http.PushBlobAsync("hostile/repeat", Layers.Random(1000, 13));
+
+        var before = stats;
+        var repeated = OciImages.Manifest(config, 100, [.. Enumerable.Repeat((layer, 1000), 1000)]);
+        using (var put = await http.PutManifestAsync("hostile/repeat", "v1", repeated))
+        {
+            Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        }
+
+        Assert.True(stats - before < 10, $"{stats - before} stats for two distinct blobs");
+
+        var tooMany = OciImages.Manifest(config, 100, [.. Enumerable.Range(0, OciRegistry.MaxBlobsPerManifest + 1).Select(i => (Layers.DigestOf(BitConverter.GetBytes(i)), 1))]);
+        using var refused = await http.PutManifestAsync("hostile/repeat", "v2", tooMany);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("MANIFEST_INVALID", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     // One gRPC call made by hand over HTTP/2, with the given messages framed as they are; returns its status.
     private async Task<StatusCode> RawCallAsync(string method, params byte[][] messages)
     {
@@ -243,12 +268,18 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         file.WriteByte(0x5A); // same size, other bytes
     }
 
-    private sealed class CountingStore(IBlobStore inner, Action opened) : BlobStoreDecorator(inner)
+    private sealed class CountingStore(IBlobStore inner, Action opened, Action? sized = null) : BlobStoreDecorator(inner)
     {
         public override Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken)
         {
             opened();
             return base.OpenReadAsync(ns, digest, offset, cancellationToken);
+        }
+
+        public override Task<long?> GetSizeAsync(string ns, Digest digest, CancellationToken cancellationToken)
+        {
+            sized?.Invoke();
+            return base.GetSizeAsync(ns, digest, cancellationToken);
         }
     }
 }

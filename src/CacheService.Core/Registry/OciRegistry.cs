@@ -35,6 +35,13 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
     /// <summary>Largest manifest accepted (as CNCF Distribution: 4 MiB).</summary>
     public const int MaxManifestBytes = 4 << 20;
 
+    /// <summary>
+    /// Most distinct blobs one manifest entry keeps alive (its own, its config and layers, and
+    /// those of the manifests an index names): far above any real image (a 20-platform index of
+    /// 200-layer images keeps about 4,000), and well inside what an index entry can hold.
+    /// </summary>
+    public const int MaxBlobsPerManifest = 10_000;
+
     /// <summary>The index key of a tag.</summary>
     public static Digest TagKey(string tag) => new Preimage().Field(TagKeyDomain).Field(tag).Hash();
 
@@ -92,8 +99,14 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
 
         var tag = IsDigest(reference) ? null : CheckTag(reference);
         var manifest = ParsedManifest.Parse(content, mediaType);
+        var named = manifest.Blobs.Distinct().ToList(); // a digest named twice is one blob, asked for once
+        if (named.Count > MaxBlobsPerManifest)
+        {
+            throw new InvalidFieldException("manifest", $"names {named.Count} blobs; at most {MaxBlobsPerManifest} are kept per manifest");
+        }
+
         var kept = new List<BlobRef> { new(digest, content.Length) };
-        foreach (var blob in manifest.Blobs)
+        foreach (var blob in named)
         {
             var size = await transfers.SizeAsync(ns, blob, cancellationToken)
                 ?? throw new PreconditionFailedException($"blob {blob} is not in repository {ns}");
@@ -110,6 +123,11 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
         await transfers.UploadAsync(ns, digest, content.Length, new MemoryStream(content), cancellationToken);
         var layer = new LayerDescriptor(digest, digest, content.Length, manifest.MediaType);
         var blobs = kept.DistinctBy(b => b.Digest).ToList();
+        if (blobs.Count > MaxBlobsPerManifest)
+        {
+            throw new InvalidFieldException("manifest", $"keeps {blobs.Count} blobs with the manifests it names; at most {MaxBlobsPerManifest} are kept per manifest");
+        }
+
         await commits.CommitAsync(ns, new NewEntry(ManifestKey(digest), layer, blobs, ""), cancellationToken);
         if (tag is not null)
         {
