@@ -65,7 +65,8 @@ public static class ServiceCollectionExtensions
         {
             IBlobStore engine = Storage(sp).BlobEngine switch
             {
-                BlobEngine.S3 => sp.GetRequiredService<S3BlobStore>(),
+                // A hundred builders pulling one cold layer cost the object store one fetch.
+                BlobEngine.S3 => new SingleFlightBlobStore(sp.GetRequiredService<S3BlobStore>(), Path.Combine(Storage(sp).DataDirectory, "spool")),
                 _ => sp.GetRequiredService<FileSystemBlobStore>(),
             };
             var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();

@@ -230,6 +230,29 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
     }
 
     [Fact]
+    public async Task A_hundred_concurrent_pulls_of_one_cold_layer_over_both_transports_all_get_every_byte_and_leave_no_spool()
+    {
+        await using var server = await StartServerAsync(rgw.Options());
+        var data = Layers.Random(4 << 20, 14);
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "rgw/cold", "k", data);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+
+        var pulls = Enumerable.Range(0, 100).Select(i => i % 2 == 0
+            ? Layers.DownloadAsync(server.Client, "rgw/cold", layer.Digest)
+            : http.GetByteArrayAsync($"/v2/rgw/cold/blobs/{layer.Digest}"));
+        Assert.All(await Task.WhenAll(pulls), bytes => Assert.Equal(data, bytes));
+
+        var spool = Path.Combine(server.DataDirectory, "spool");
+        Assert.True(Directory.Exists(spool), "the S3 engine reads through the single-flight spool");
+        for (var attempt = 0; attempt < 200 && Directory.GetFiles(spool).Length > 0; attempt++)
+        {
+            await Task.Delay(25);
+        }
+
+        Assert.Empty(Directory.GetFiles(spool));
+    }
+
+    [Fact]
     public async Task The_server_runs_on_redis_and_rgw_together()
     {
         using var redis = RedisServers.StartSingle();
