@@ -13,14 +13,14 @@ namespace CacheService.Index.Sqlite;
 /// instance for scans (WAL lets a reader and the writer run at once), so that listing tags or
 /// verifying a big namespace never holds up a lookup. Statements are prepared once and reused:
 /// preparing SQL costs more than running these small statements. Reuse is safe because every use
-/// holds the gate. A cancelled call interrupts the statement it is running.
+/// holds the gate. A cancelled call stops before its next statement (not inside one:
+/// sqlite3_interrupt can leave the flag set for whichever call runs next).
 /// </remarks>
 internal sealed class SqliteStatements : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
-    private readonly SqliteCommand _interrupter;
     private SqliteTransaction? _tx;
     private CancellationToken _cancellation;
 
@@ -35,8 +35,6 @@ internal sealed class SqliteStatements : IDisposable
         {
             SqliteSchema.Apply(_connection);
         }
-
-        _interrupter = _connection.CreateCommand();
     }
 
     /// <summary>
@@ -48,16 +46,11 @@ internal sealed class SqliteStatements : IDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            using var interrupt = cancellationToken.Register(_interrupter.Cancel); // sqlite3_interrupt: the running statement stops
             _cancellation = cancellationToken;
             using var tx = _tx = _connection.BeginTransaction();
             var result = work();
             tx.Commit();
             return result;
-        }
-        catch (SqliteException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw new OperationCanceledException(cancellationToken);
         }
         catch (SqliteException e)
         {
@@ -96,7 +89,6 @@ internal sealed class SqliteStatements : IDisposable
             command.Dispose();
         }
 
-        _interrupter.Dispose();
 
         _connection.Dispose();
         _gate.Dispose();

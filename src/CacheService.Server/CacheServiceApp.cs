@@ -1,4 +1,5 @@
 using System.Net;
+using CacheService.Server.Hosting;
 using CacheService.Server.Observability;
 using CacheService.Server.Registry;
 using CacheService.Server.Rpc;
@@ -47,6 +48,7 @@ public static class CacheServiceApp
         });
 
         var app = builder.Build();
+        app.Services.GetRequiredService<DataDirectoryLock>(); // before any service touches the directory
         app.UseUndecodableRequestsAsInvalid();
         app.MapGrpcService<LayerCacheGrpcService>();
         app.MapGrpcHealthChecksService();

@@ -36,6 +36,7 @@ public static class ServiceCollectionExtensions
         AddValidatedOptions<ObservabilityOptions>(services, ObservabilityOptions.Section, o => o.Validate());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
+        services.TryAddSingleton(sp => new DataDirectoryLock(Storage(sp).DataDirectory));
 
         AddEngines(services);
         AddCore(services);

@@ -235,6 +235,21 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         Assert.Contains("MANIFEST_INVALID", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_second_server_on_the_same_data_directory_refuses_to_start_and_touches_nothing()
+    {
+        var session = await _http.PostAsync("/v2/hostile/shared/blobs/uploads/", null);
+        var staged = Directory.GetFiles(Path.Combine(_server.DataDirectory, "registry-uploads"));
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServer.StartAsync($"--CacheService:Storage:DataDirectory={_server.DataDirectory}"));
+        Assert.Contains("in use by another CacheService process", e.Message, StringComparison.Ordinal);
+
+        Assert.Equal(staged, Directory.GetFiles(Path.Combine(_server.DataDirectory, "registry-uploads"))); // the first one's staging is still there
+        using var status = await _http.GetAsync(session.Headers.Location);
+        Assert.Equal(HttpStatusCode.NoContent, status.StatusCode);
+        session.Dispose();
+    }
+
     // One gRPC call made by hand over HTTP/2, with the given messages framed as they are; returns its status.
     private async Task<StatusCode> RawCallAsync(string method, params byte[][] messages)
     {

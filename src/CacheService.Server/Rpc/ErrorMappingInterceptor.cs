@@ -52,8 +52,12 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
 
     private RpcException Map(Exception e, ServerCallContext context)
     {
+        // A call its client gave up on (deadline, cancellation) fails however the work noticed it:
+        // a write to a finished response, a cancelled read. That is the client's doing, not a fault.
         var status = e switch
         {
+            _ when context.Deadline <= DateTime.UtcNow => new Status(StatusCode.DeadlineExceeded, "deadline exceeded"),
+            _ when context.CancellationToken.IsCancellationRequested => new Status(StatusCode.Cancelled, "cancelled"),
             InvalidFieldException => new Status(StatusCode.InvalidArgument, e.Message),
             Google.Protobuf.InvalidProtocolBufferException => new Status(StatusCode.InvalidArgument, "request: not a valid protobuf message of this method's type"),
             BlobNotFoundException => new Status(StatusCode.NotFound, e.Message),
@@ -61,8 +65,6 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             QuotaExceededException => new Status(StatusCode.ResourceExhausted, e.Message),
             BlobCorruptedException => new Status(StatusCode.DataLoss, e.Message),
             BackendUnavailableException => new Status(StatusCode.Unavailable, e.Message),
-            OperationCanceledException when context.Deadline <= DateTime.UtcNow => new Status(StatusCode.DeadlineExceeded, "deadline exceeded"),
-            OperationCanceledException when context.CancellationToken.IsCancellationRequested => new Status(StatusCode.Cancelled, "cancelled"),
             _ => new Status(StatusCode.Internal, "internal error"),
         };
 
