@@ -15,6 +15,13 @@ public sealed record KeyInputs(Digest ParentState, string Platform, StepSpec Ste
 /// </summary>
 public sealed class KeyDerivation(LimitsOptions limits)
 {
+    /// <summary>
+    /// Longest preimage kept, in characters. Inputs at the request limits make a preimage of
+    /// megabytes, which the index would store with every entry outside any budget; a longer one
+    /// is not kept (the key is still checked), and its miss goes unexplained.
+    /// </summary>
+    public const int MaxPreimageLength = 64 * 1024;
+
     /// <summary>Derives one step's key; <paramref name="field"/> names the step in error messages.</summary>
     public StepKey Derive(Digest parentState, string platform, StepSpec step, string field)
     {
@@ -41,7 +48,8 @@ public sealed class KeyDerivation(LimitsOptions limits)
 
     /// <summary>
     /// The preimage to keep with <paramref name="key"/>: the JSON of <paramref name="inputs"/>,
-    /// which must derive that key. Empty when no inputs are given.
+    /// which must derive that key. Empty when no inputs are given or when it would be longer than
+    /// <see cref="MaxPreimageLength"/>.
     /// </summary>
     public string Preimage(Digest key, KeyInputs? inputs)
     {
@@ -56,7 +64,7 @@ public sealed class KeyDerivation(LimitsOptions limits)
             throw new InvalidFieldException("key", "does not match the key derived from parent_state, platform and step");
         }
 
-        return JsonSerializer.Serialize(new
+        var preimage = JsonSerializer.Serialize(new
         {
             version = CacheKeyV1.KeyDomain,
             parentState = inputs.ParentState.Value,
@@ -65,5 +73,6 @@ public sealed class KeyDerivation(LimitsOptions limits)
             args = inputs.Step.Args.ToDictionary(a => a.Key, a => a.Value, StringComparer.Ordinal),
             sourcesDigest = inputs.Step.SourcesDigest?.Value,
         });
+        return preimage.Length <= MaxPreimageLength ? preimage : string.Empty;
     }
 }
