@@ -97,6 +97,36 @@ public sealed partial class S3BlobStore
         }
     }
 
+    /// <inheritdoc />
+    public async Task<int> SweepStagedUploadsAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
+    {
+        var items = minio.ListObjectsEnumAsync(
+            new ListObjectsArgs().WithBucket(options.Bucket).WithPrefix(StagingRoot).WithRecursive(true), cancellationToken);
+        var stale = new List<string>();
+        await using (var cursor = items.GetAsyncEnumerator(cancellationToken))
+        {
+            while (await Guard(async () => await cursor.MoveNextAsync(), cancellationToken))
+            {
+                if (!cursor.Current.IsDir && cursor.Current.LastModifiedDateTime is { } modified
+                    && new DateTimeOffset(DateTime.SpecifyKind(modified, DateTimeKind.Utc)) <= olderThan)
+                {
+                    stale.Add(cursor.Current.Key);
+                }
+            }
+        }
+
+        foreach (var name in stale)
+        {
+            await Guard(async () =>
+            {
+                await minio.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(options.Bucket).WithObject(name), cancellationToken);
+                return true;
+            }, cancellationToken);
+        }
+
+        return stale.Count;
+    }
+
     private async Task VerifyStagedAsync(string staging, string etag, Digest digest, long size, CancellationToken cancellationToken)
     {
         var url = await Presign(HttpMethod.Get, staging, cancellationToken);

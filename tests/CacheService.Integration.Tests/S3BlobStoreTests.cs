@@ -59,6 +59,22 @@ public sealed class S3BlobStoreTests(RgwServer rgw) : BlobStoreContract
         });
     }
 
+    // Issue 13, finding 17: a direct upload a client never completed must not stay in the bucket.
+    [Fact]
+    public async Task Staged_direct_uploads_never_completed_are_swept_once_old_and_fresh_ones_are_kept()
+    {
+        var store = (S3BlobStore)Store;
+        var staged = await store.PresignUploadAsync(Ns, Ct);
+        using (var put = await _http.PutAsync(staged.Url, new ByteArrayContent([1, 2, 3])))
+        {
+            put.EnsureSuccessStatusCode();
+        }
+
+        Assert.Equal(0, await store.SweepStagedUploadsAsync(DateTimeOffset.UtcNow.AddHours(-1), Ct)); // fresh: a client may still complete it
+        Assert.Equal(1, await store.SweepStagedUploadsAsync(DateTimeOffset.UtcNow.AddMinutes(1), Ct));
+        await Assert.ThrowsAsync<PreconditionFailedException>(() => store.PromoteUploadAsync(Ns, staged.UploadId!, Digest.Of([1, 2, 3]), 3, Ct));
+    }
+
     [Fact]
     public async Task Storing_a_large_blob_allocates_far_less_than_its_size()
     {

@@ -22,6 +22,12 @@ public interface IDirectTransfer
     /// changed while they were verified.
     /// </summary>
     Task<bool> PromoteUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes staged uploads older than <paramref name="olderThan"/>: those a client put and never
+    /// completed. Returns how many went.
+    /// </summary>
+    Task<int> SweepStagedUploadsAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
 }
 
 /// <summary>A presigned URL; <see cref="UploadId"/> is set for uploads.</summary>
