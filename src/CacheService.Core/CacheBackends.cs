@@ -15,14 +15,19 @@ public sealed class CacheBackends
     /// <param name="blobs">The blob engine (already wrapped in resilience, if any).</param>
     /// <param name="observer">Told of every fact the core learns.</param>
     /// <param name="direct">Presigned transfers, when the blob engine offers them and they are enabled.</param>
-    public CacheBackends(ILayerIndex index, IBlobStore blobs, ICacheObserver observer, IDirectTransfer? direct = null)
+    /// <param name="namespaces">The namespace limit; none when null.</param>
+    public CacheBackends(ILayerIndex index, IBlobStore blobs, ICacheObserver observer, IDirectTransfer? direct = null, NamespaceCensus? namespaces = null)
     {
         ArgumentNullException.ThrowIfNull(observer);
         Index = new ObservedLayerIndex(index, observer);
         Blobs = new ObservedBlobStore(blobs, observer);
         Observer = observer;
         Direct = direct;
+        Namespaces = namespaces ?? NamespaceCensus.Unlimited;
     }
+
+    /// <summary>The namespaces the index holds, against the namespace limit.</summary>
+    public NamespaceCensus Namespaces { get; }
 
     /// <summary>The key index.</summary>
     public ILayerIndex Index { get; }

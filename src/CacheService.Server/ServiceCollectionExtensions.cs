@@ -87,7 +87,8 @@ public static class ServiceCollectionExtensions
             sp.GetRequiredService<ICacheObserver>(),
             Storage(sp).BlobEngine == BlobEngine.S3 && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer
                 ? sp.GetRequiredService<S3BlobStore>()
-                : null));
+                : null,
+            new NamespaceCensus(Limits(sp).MaxNamespaces, sp.GetRequiredService<ICacheObserver>())));
         services.TryAddSingleton(sp => new KeyDerivation(Limits(sp)));
         services.TryAddSingleton(sp => new CacheLookups(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<KeyDerivation>(), Limits(sp)));
         services.TryAddSingleton(sp => new LayerCommits(sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<KeyDerivation>(), Eviction(sp)));
@@ -100,7 +101,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(sp => new BlobCollector(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new OrphanSweeper(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new NamespaceSampler(
-            sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<StorageGuard>(), sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<StorageGuard>(), sp.GetRequiredService<CacheBackends>().Namespaces, sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
     }
 
     // Each loop survives any failure but shutdown (PeriodicWork).
@@ -109,7 +110,18 @@ public static class ServiceCollectionExtensions
         AddPeriodicWork(services, "blob collection", runAtStart: false, sp => Eviction(sp).CollectionInterval,
             sp => ct => sp.GetRequiredService<BlobCollector>().CollectOnceAsync(Eviction(sp).BlobGracePeriod, ct));
         AddPeriodicWork(services, "orphan sweep", runAtStart: false, sp => Eviction(sp).OrphanSweepInterval,
-            sp => ct => sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct));
+            sp => async ct =>
+            {
+                var deleted = await sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct);
+                if (sp.GetRequiredService<CacheBackends>().Direct is { } direct)
+                {
+                    // A staged direct upload outlives its URL by the grace period at most.
+                    var expiry = sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.PresignExpiry;
+                    deleted += await direct.SweepStagedUploadsAsync(sp.GetRequiredService<TimeProvider>().GetUtcNow() - expiry - Eviction(sp).BlobGracePeriod, ct);
+                }
+
+                return deleted;
+            });
         AddPeriodicWork(services, "upload session expiry", runAtStart: false, sp => Limits(sp).UploadIdleTimeout,
             sp => ct => Task.FromResult(sp.GetRequiredService<UploadSessions>().ExpireIdle()));
         AddPeriodicWork(services, "namespace sample", runAtStart: true, sp => sp.GetRequiredService<IOptions<ObservabilityOptions>>().Value.SampleInterval,

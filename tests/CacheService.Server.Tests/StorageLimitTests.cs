@@ -213,6 +213,37 @@ public sealed class StorageLimitTests : IDisposable
         Assert.False(File.Exists(server.BlobPath("limits/disk", Layers.DigestOf(data))));
     }
 
+    [Fact]
+    public async Task Past_the_namespace_limit_lookups_of_unknown_names_create_nothing_and_new_namespaces_are_refused_writes()
+    {
+        await using var server = await StartAsync("--CacheService:Limits:MaxNamespaces=3");
+        await server.RunPeriodicWorkAsync("namespace sample", 1, TimeSpan.FromSeconds(1));
+        var kept = await Layers.UploadAndCommitAsync(server.Client, "team/main", "k", Layers.Random(1000, 20));
+        await Layers.UploadAndCommitAsync(server.Client, "team/dev", "k", Layers.Random(1000, 21));
+
+        for (var i = 0; i < 20; i++)
+        {
+            await server.Client.LookupAsync(new LookupRequest { Namespace = $"junk/{i}", Key = Layers.Key("k") });
+        }
+
+        // One junk name took the last place; the other nineteen left no trace in the index.
+        Assert.Equal(1, (await server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "junk/0" })).Lookups);
+        Assert.Equal(0, (await server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "junk/7" })).Lookups);
+
+        // An unknown namespace past the limit still reads its fallbacks, and known ones still count.
+        var fallback = await server.Client.LookupAsync(new LookupRequest { Namespace = "team/pr-9", Key = Layers.Key("k"), FallbackNamespaces = { "team/main" } });
+        Assert.True(fallback.Hit);
+        Assert.Equal(kept, fallback.Layer);
+        await server.Client.LookupAsync(new LookupRequest { Namespace = "team/main", Key = Layers.Key("k") });
+        Assert.Equal(1, (await server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/main" })).Lookups);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAndCommitAsync(server.Client, "team/pr-9", "k", Layers.Random(1000, 22)));
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("MaxNamespaces", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(1, await server.MetricAsync(Refusals("namespace_count")));
+        await Layers.UploadAndCommitAsync(server.Client, "team/dev", "k2", Layers.Random(1000, 23)); // namespaces it holds take writes
+    }
+
     /// <summary>A body that sends half, then waits to be let go before sending the rest.</summary>
     private sealed class HeldContent : HttpContent
     {

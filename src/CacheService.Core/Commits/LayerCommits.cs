@@ -31,12 +31,18 @@ public sealed class LayerCommits(CacheBackends backends, KeyDerivation keys, Evi
     }
 
     /// <summary>Stores an entry (first writer wins) and evicts to the namespace's budget.</summary>
-    public async Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, CancellationToken cancellationToken) =>
-        await CheckedAsync(ns, entry, await backends.Index.CommitAsync(ns, entry, eviction.BudgetFor(ns), cancellationToken), cancellationToken);
+    public async Task<CommitOutcome> CommitAsync(string ns, NewEntry entry, CancellationToken cancellationToken)
+    {
+        backends.Namespaces.AdmitWrite(ns);
+        return await CheckedAsync(ns, entry, await backends.Index.CommitAsync(ns, entry, eviction.BudgetFor(ns), cancellationToken), cancellationToken);
+    }
 
     /// <summary>Points <paramref name="tag"/> at <paramref name="entry"/>, atomically replacing what it pointed at.</summary>
-    public async Task<CommitOutcome> PutTagAsync(string ns, string tag, NewEntry entry, CancellationToken cancellationToken) =>
-        await CheckedAsync(ns, entry, await backends.Index.PutTagAsync(ns, tag, entry, eviction.BudgetFor(ns), cancellationToken), cancellationToken);
+    public async Task<CommitOutcome> PutTagAsync(string ns, string tag, NewEntry entry, CancellationToken cancellationToken)
+    {
+        backends.Namespaces.AdmitWrite(ns);
+        return await CheckedAsync(ns, entry, await backends.Index.PutTagAsync(ns, tag, entry, eviction.BudgetFor(ns), cancellationToken), cancellationToken);
+    }
 
     // A commit races the collector and the orphan sweep: either may have found the blob
     // unreferenced and deleted it after the caller checked it was stored. Each side writes, then

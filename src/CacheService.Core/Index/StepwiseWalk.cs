@@ -6,9 +6,13 @@ namespace CacheService.Core.Index;
 /// </summary>
 public static class StepwiseWalk
 {
-    /// <summary>Walks with <see cref="ILayerIndex.LookupAndCountAsync"/> on the first namespace and plain lookups on the rest.</summary>
+    /// <summary>
+    /// Walks with <see cref="ILayerIndex.LookupAndCountAsync"/> on the first namespace and plain
+    /// lookups on the rest; with <paramref name="count"/> false nothing is counted (and nothing
+    /// created: see <see cref="NamespaceCensus"/>).
+    /// </summary>
     public static async Task<IReadOnlyList<ChainHit>> WalkAsync(
-        ILayerIndex index, IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken)
+        ILayerIndex index, IReadOnlyList<string> namespaces, Digest first, Func<IndexEntry, string, Digest?> nextKey, CancellationToken cancellationToken, bool count = true)
     {
         ArgumentNullException.ThrowIfNull(index);
         ArgumentNullException.ThrowIfNull(namespaces);
@@ -16,7 +20,8 @@ public static class StepwiseWalk
         var hits = new List<ChainHit>();
         for (Digest? key = first; key is { } current;)
         {
-            var hit = await index.LookupAndCountAsync(namespaces[0], current, cancellationToken) is { } entry ? new ChainHit(entry, namespaces[0]) : null;
+            var found = count ? await index.LookupAndCountAsync(namespaces[0], current, cancellationToken) : await index.LookupAsync(namespaces[0], current, cancellationToken);
+            var hit = found is { } entry ? new ChainHit(entry, namespaces[0]) : null;
             foreach (var ns in namespaces.Skip(1))
             {
                 if (hit is not null)
@@ -27,7 +32,10 @@ public static class StepwiseWalk
                 if (await index.LookupAsync(ns, current, cancellationToken) is { } fallback)
                 {
                     hit = new ChainHit(fallback, ns);
-                    await index.RecordUsageAsync(namespaces[0], new UsageDelta(Hits: 1), cancellationToken);
+                    if (count)
+                    {
+                        await index.RecordUsageAsync(namespaces[0], new UsageDelta(Hits: 1), cancellationToken);
+                    }
                 }
             }
 

@@ -20,7 +20,7 @@ public sealed class CacheLookups(CacheBackends backends, KeyDerivation keys, Lim
         ArgumentNullException.ThrowIfNull(namespaces);
         Index.ChainHit? hit = null;
         var degraded = await _reads.TryReadAsync(
-            async ct => hit = await backends.Index.WalkAsync(namespaces, key, (_, _) => null, ct) is [var first, ..] ? first : null,
+            async ct => hit = await WalkAsync(namespaces, key, (_, _) => null, ct) is [var first, ..] ? first : null,
             cancellationToken);
         var result = degraded || hit is null ? new LookupResult(null, null, degraded) : new LookupResult(hit.Entry, hit.Namespace, false);
         backends.Observer.Lookup(namespaces[0], result.Entry is not null ? LookupOutcome.Hit : degraded ? LookupOutcome.Degraded : LookupOutcome.Miss);
@@ -39,7 +39,7 @@ public sealed class CacheLookups(CacheBackends backends, KeyDerivation keys, Lim
         ArgumentNullException.ThrowIfNull(steps);
         var walk = new ChainWalk(keys, baseState, platform, steps);
         var degraded = walk.Start() is { } first
-            && await _reads.TryReadAsync(ct => backends.Index.WalkAsync(namespaces, first, walk.Hit, ct), cancellationToken);
+            && await _reads.TryReadAsync(ct => WalkAsync(namespaces, first, walk.Hit, ct), cancellationToken);
         var chain = walk.Finish(degraded);
         foreach (var step in chain.Steps)
         {
@@ -52,4 +52,11 @@ public sealed class CacheLookups(CacheBackends backends, KeyDerivation keys, Lim
 
         return chain;
     }
+
+    // A namespace past the namespace limit that the index does not hold is walked without
+    // counting, so that naming it creates nothing (its fallbacks are still read).
+    private Task<IReadOnlyList<Index.ChainHit>> WalkAsync(IReadOnlyList<string> namespaces, Digest first, Func<Index.IndexEntry, string, Digest?> next, CancellationToken cancellationToken) =>
+        backends.Namespaces.TryAdmit(namespaces[0])
+            ? backends.Index.WalkAsync(namespaces, first, next, cancellationToken)
+            : Index.StepwiseWalk.WalkAsync(backends.Index, namespaces, first, next, cancellationToken, count: false);
 }

@@ -43,6 +43,9 @@ public enum Refusal
 
     /// <summary>An upload that would leave the data directory's disk below its free-space floor.</summary>
     FreeDisk,
+
+    /// <summary>A write that would create a namespace past the namespace limit.</summary>
+    NamespaceCount,
 }
 
 /// <summary>How a lookup ended.</summary>

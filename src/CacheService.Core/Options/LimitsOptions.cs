@@ -52,6 +52,14 @@ public sealed class LimitsOptions
     /// </summary>
     public long MinFreeDiskBytes { get; set; } = 1L << 30;
 
+    /// <summary>
+    /// Most namespaces the index may hold (see <see cref="NamespaceCensus"/>): past it, lookups in
+    /// a namespace it does not hold create nothing and writes that would create one are refused.
+    /// Namespaces stay in the index once created (their counters), so a farm with a namespace per
+    /// branch needs room for every branch it ever had. Default 100,000.
+    /// </summary>
+    public int MaxNamespaces { get; set; } = 100_000;
+
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
@@ -64,6 +72,7 @@ public sealed class LimitsOptions
         if (UploadIdleTimeout <= TimeSpan.Zero) yield return "UploadIdleTimeout must be positive";
         if (MaxUploadSessions <= 0) yield return "MaxUploadSessions must be positive";
         if (StorageCeilingBytes < 0) yield return "StorageCeilingBytes must not be negative (0: no ceiling)";
+        if (MaxNamespaces <= 0) yield return "MaxNamespaces must be positive";
         if (MinFreeDiskBytes < 0) yield return "MinFreeDiskBytes must not be negative (0: no floor)";
     }
 }

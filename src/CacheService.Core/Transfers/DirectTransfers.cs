@@ -36,6 +36,7 @@ public sealed class DirectTransfers(CacheBackends backends, LayerTransfers trans
     public async Task<bool> CompleteUploadAsync(string ns, string uploadId, Digest digest, long size, CancellationToken cancellationToken)
     {
         transfers.CheckSize(size, "size");
+        backends.Namespaces.AdmitWrite(ns);
         using var room = guard.Reserve(ns, size);
         var published = await Unavailability.ReportAsync(Enabled().PromoteUploadAsync(ns, uploadId, digest, size, cancellationToken), backends.Observer);
         if (published)

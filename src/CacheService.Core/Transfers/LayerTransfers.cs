@@ -70,6 +70,7 @@ public sealed partial class LayerTransfers(CacheBackends backends, LimitsOptions
             return false;
         }
 
+        backends.Namespaces.AdmitWrite(ns);
         using (var room = guard.Reserve(ns, size))
         {
             await backends.Blobs.PutAsync(ns, digest, size, content, cancellationToken);

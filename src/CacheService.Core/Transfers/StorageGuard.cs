@@ -23,9 +23,6 @@ public sealed class StorageGuard(LimitsOptions limits, EvictionOptions eviction,
     private long _storedSinceSample;
     private long _reserved;
 
-    /// <summary>Bytes reserved by uploads in flight in this process.</summary>
-    public long Reserved => Interlocked.Read(ref _reserved);
-
     /// <summary>The largest upload namespace <paramref name="ns"/> can take: the layer limit or its budget, whichever is smaller.</summary>
     public long MaxUploadBytes(string ns) => Math.Min(limits.MaxLayerBytes, eviction.BudgetFor(ns).HighWatermarkBytes);
 

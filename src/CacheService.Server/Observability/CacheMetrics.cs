@@ -51,7 +51,7 @@ public sealed class CacheMetrics
         _evictions = factory.CreateCounter("cacheservice_evictions_total", "Entries evicted to keep a namespace within its budget.", "namespace");
         _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Backend calls that found the backend unavailable (a lookup the index could not answer in time included), by backend: index or blobs.", "backend");
         _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
-        _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling or free_disk.", "reason");
+        _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling, free_disk or namespace_count.", "reason");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
             LabelNames = ["method", "code"],
@@ -151,7 +151,8 @@ public sealed class CacheMetrics
         Refusal.UploadSessions => "upload_sessions",
         Refusal.NamespaceBudget => "namespace_budget",
         Refusal.StorageCeiling => "storage_ceiling",
-        _ => "free_disk",
+        Refusal.FreeDisk => "free_disk",
+        _ => "namespace_count",
     }).Inc();
 
     /// <summary>Records one gRPC call.</summary>

@@ -1,3 +1,4 @@
+using CacheService.Core;
 using CacheService.Core.Index;
 using CacheService.Core.Transfers;
 using Microsoft.Extensions.Options;
@@ -16,9 +17,10 @@ public sealed record NamespaceSample(DateTimeOffset At, NamespaceUsage Usage);
 /// here, not on every scrape, keeps a busy Prometheus from loading Redis. Each sample ranks the
 /// namespaces for their labels (<see cref="CacheMetrics.RankNamespaces"/>); those beyond
 /// <see cref="ObservabilityOptions.MaxNamespaceLabels"/> are summed under <c>other</c>. The total
-/// of stored bytes goes to the <see cref="StorageGuard"/>, for the storage ceiling.
+/// of stored bytes goes to the <see cref="StorageGuard"/>, for the storage ceiling, and the list of
+/// namespaces to the <see cref="NamespaceCensus"/>, for the namespace limit.
 /// </summary>
-public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, StorageGuard guard, IOptions<ObservabilityOptions> options, TimeProvider time)
+public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, StorageGuard guard, NamespaceCensus census, IOptions<ObservabilityOptions> options, TimeProvider time)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Queue<NamespaceSample>> _history = new(StringComparer.Ordinal);
@@ -37,7 +39,9 @@ public sealed class NamespaceSampler(ILayerIndex index, CacheMetrics metrics, St
     {
         var now = time.GetUtcNow();
         var all = new List<(string Namespace, NamespaceUsage Usage)>();
-        foreach (var ns in await index.ListNamespacesAsync(cancellationToken))
+        var namespaces = await index.ListNamespacesAsync(cancellationToken);
+        census.SetSampled(namespaces);
+        foreach (var ns in namespaces)
         {
             all.Add((ns, await index.GetUsageAsync(ns, cancellationToken)));
         }
