@@ -157,20 +157,7 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
             rgw.StartGateway();
         }
 
-        byte[]? bytes = null;
-        for (var attempt = 0; attempt < 100 && bytes is null; attempt++)
-        {
-            try
-            {
-                bytes = await Layers.DownloadAsync(server.Client, "rgw/outage", layer.Digest);
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
-            {
-                await Task.Delay(100); // the circuit breaker lets a trial call through after its break
-            }
-        }
-
-        Assert.Equal(data, bytes);
+        Assert.Equal(data, await DownloadOnceBackAsync(server, "rgw/outage", layer.Digest));
     }
 
     [Fact]
@@ -213,20 +200,7 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
             rgw.ResumeGateway();
         }
 
-        byte[]? bytes = null;
-        for (var attempt = 0; attempt < 150 && bytes is null; attempt++)
-        {
-            try
-            {
-                bytes = await Layers.DownloadAsync(server.Client, "rgw/stall", layer.Digest);
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
-            {
-                await Task.Delay(100); // the breaker lets a trial call through after its break
-            }
-        }
-
-        Assert.Equal(data, bytes);
+        Assert.Equal(data, await DownloadOnceBackAsync(server, "rgw/stall", layer.Digest));
     }
 
     [Fact]
@@ -326,6 +300,24 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
         var e = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.PresignLayerAsync(
             new PresignLayerRequest { Namespace = "direct", Digest = Layers.DigestOf([1]), Direction = TransferDirection.Upload }));
         Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+    }
+
+    // Downloads once the gateway is back: the circuit breaker lets a trial call through after its break.
+    private static async Task<byte[]?> DownloadOnceBackAsync(TestServer server, string ns, string digest)
+    {
+        for (var attempt = 0; attempt < 150; attempt++)
+        {
+            try
+            {
+                return await Layers.DownloadAsync(server.Client, ns, digest);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        return null;
     }
 
     private static async Task<byte[]> DownloadWithDeadline(TestServer server, string digest, DateTime deadline)

@@ -18,26 +18,13 @@ namespace CacheService.Server.Tests;
 /// input may publish bytes under a digest they do not have, serve a wrong body whole, or keep a
 /// hit whose bytes are gone.
 /// </summary>
-public sealed class HostileInputTests : IAsyncLifetime, IDisposable
+public sealed class HostileInputTests : EmbeddedServerTests
 {
-    private readonly HttpClient _http = new();
-    private TestServer _server = null!;
-
-    public async Task InitializeAsync()
-    {
-        _server = await TestServer.StartAsync();
-        _http.BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}");
-    }
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
-    public void Dispose() => _http.Dispose();
-
     [Fact]
     public async Task A_zero_byte_upload_cannot_claim_a_real_layers_digest_over_either_transport()
     {
         var real = Layers.Random(5000, 1);
-        using (var upload = _server.Client.UploadLayer())
+        using (var upload = Server.Client.UploadLayer())
         {
             await upload.RequestStream.WriteAsync(new UploadLayerRequest { Header = new UploadHeader { Namespace = "hostile/empty", Digest = Layers.DigestOf(real), Size = 0 } });
             await upload.RequestStream.CompleteAsync();
@@ -45,15 +32,15 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
             Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
         }
 
-        var stored = await Layers.UploadAsync(_server.Client, "hostile/empty", real); // the real bytes still go in
+        var stored = await Layers.UploadAsync(Server.Client, "hostile/empty", real); // the real bytes still go in
         Assert.False(stored.AlreadyExisted);
-        Assert.True((await _server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/empty", Key = Layers.Key("k"), Layer = Layers.Descriptor(real) })).Created);
+        Assert.True((await Server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/empty", Key = Layers.Key("k"), Layer = Layers.Descriptor(real) })).Created);
 
         var other = Layers.DigestOf(Layers.Random(5000, 2));
-        using var post = await _http.PostAsync($"/v2/hostile/empty/blobs/uploads/?digest={other}", new ByteArrayContent([]));
+        using var post = await Http.PostAsync($"/v2/hostile/empty/blobs/uploads/?digest={other}", new ByteArrayContent([]));
         Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
         Assert.Contains("DIGEST_INVALID", await post.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/hostile/empty/blobs/{other}"));
+        using var head = await Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/hostile/empty/blobs/{other}"));
         Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
     }
 
@@ -61,20 +48,20 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     public async Task A_corrupt_blob_is_never_sent_whole_with_a_success_status_and_is_purged()
     {
         var data = Layers.Random(2_000_000, 3); // several chunks: the first ones go out before the end is known
-        var digest = await _http.PushBlobAsync("hostile/corrupt", data);
+        var digest = await Http.PushBlobAsync("hostile/corrupt", data);
         var grpcData = Layers.Random(2_000_000, 4);
-        await Layers.UploadAsync(_server.Client, "hostile/corrupt", grpcData);
-        Corrupt(_server.BlobPath("hostile/corrupt", digest));
-        Corrupt(_server.BlobPath("hostile/corrupt", Layers.DigestOf(grpcData)));
+        await Layers.UploadAsync(Server.Client, "hostile/corrupt", grpcData);
+        Corrupt(Server.BlobPath("hostile/corrupt", digest));
+        Corrupt(Server.BlobPath("hostile/corrupt", Layers.DigestOf(grpcData)));
 
-        await Assert.ThrowsAnyAsync<HttpRequestException>(() => _http.GetByteArrayAsync($"/v2/hostile/corrupt/blobs/{digest}")); // cut short, never a 200 with every byte
-        using var again = await _http.GetAsync($"/v2/hostile/corrupt/blobs/{digest}");
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => Http.GetByteArrayAsync($"/v2/hostile/corrupt/blobs/{digest}")); // cut short, never a 200 with every byte
+        using var again = await Http.GetAsync($"/v2/hostile/corrupt/blobs/{digest}");
         Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
 
         var received = 0L;
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            using var call = _server.Client.DownloadLayer(new DownloadLayerRequest { Namespace = "hostile/corrupt", Digest = Layers.DigestOf(grpcData) });
+            using var call = Server.Client.DownloadLayer(new DownloadLayerRequest { Namespace = "hostile/corrupt", Digest = Layers.DigestOf(grpcData) });
             await foreach (var message in call.ResponseStream.ReadAllAsync())
             {
                 received += message.Chunk.Length;
@@ -87,12 +74,12 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_layer_blob_gone_behind_a_tag_repairs_it_so_the_next_pull_misses_and_rebuilds()
     {
-        var (manifest, _) = await _http.PushImageAsync("hostile/gone", "step", seed: 5);
+        var (manifest, _) = await Http.PushImageAsync("hostile/gone", "step", seed: 5);
         var layerDigest = JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
-        File.Delete(_server.BlobPath("hostile/gone", layerDigest));
+        File.Delete(Server.BlobPath("hostile/gone", layerDigest));
 
-        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"/v2/hostile/gone/blobs/{layerDigest}")).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/hostile/gone/manifests/step")).StatusCode); // a clean miss, not a manifest without bytes
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.GetAsync($"/v2/hostile/gone/blobs/{layerDigest}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.GetAsync("/v2/hostile/gone/manifests/step")).StatusCode); // a clean miss, not a manifest without bytes
     }
 
     [Theory]
@@ -107,7 +94,7 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [InlineData("not json")]
     public async Task A_garbage_manifest_is_refused_as_invalid_not_as_a_server_fault(string body)
     {
-        using var response = await _http.PutManifestAsync("hostile/garbage", "t", Encoding.UTF8.GetBytes(body));
+        using var response = await Http.PutManifestAsync("hostile/garbage", "t", Encoding.UTF8.GetBytes(body));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains("MANIFEST_INVALID", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
@@ -115,8 +102,8 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task An_empty_tag_page_is_an_empty_answer()
     {
-        await _http.PushBlobAsync("hostile/tags", [1, 2, 3]);
-        using var response = await _http.GetAsync("/v2/hostile/tags/tags/list?n=0");
+        await Http.PushBlobAsync("hostile/tags", [1, 2, 3]);
+        using var response = await Http.GetAsync("/v2/hostile/tags/tags/list?n=0");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(0, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("tags").GetArrayLength());
     }
@@ -124,12 +111,12 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_tag_page_as_large_as_an_int_is_capped_not_overflowed()
     {
-        await _http.PushImageAsync("hostile/pages", "only", seed: 9);
-        using var response = await _http.GetAsync($"/v2/hostile/pages/tags/list?n={int.MaxValue}");
+        await Http.PushImageAsync("hostile/pages", "only", seed: 9);
+        using var response = await Http.GetAsync($"/v2/hostile/pages/tags/list?n={int.MaxValue}");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var tags = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("tags");
         Assert.Equal(["only"], tags.EnumerateArray().Select(t => t.GetString()));
-        using var negative = await _http.GetAsync("/v2/hostile/pages/tags/list?n=-1"); // no limit asked: the default page
+        using var negative = await Http.GetAsync("/v2/hostile/pages/tags/list?n=-1"); // no limit asked: the default page
         Assert.Equal(1, JsonDocument.Parse(await negative.Content.ReadAsStringAsync()).RootElement.GetProperty("tags").GetArrayLength());
     }
 
@@ -137,11 +124,11 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     public async Task A_tag_whose_entry_is_no_manifest_is_not_read_into_memory()
     {
         var big = Layers.Random(OciRegistry.MaxManifestBytes + 1, 6);
-        await Layers.UploadAsync(_server.Client, "hostile/big", big);
+        await Layers.UploadAsync(Server.Client, "hostile/big", big);
         var layer = Layers.Descriptor(big);
-        await _server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/big", Key = OciRegistry.TagKey("huge").Value, Layer = layer });
+        await Server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/big", Key = OciRegistry.TagKey("huge").Value, Layer = layer });
 
-        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v2/hostile/big/manifests/huge"));
+        using var head = await Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v2/hostile/big/manifests/huge"));
         Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
     }
 
@@ -149,14 +136,14 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     public async Task An_upload_that_stops_sending_is_abandoned_after_the_idle_timeout_and_leaves_nothing_staged()
     {
         var data = Layers.Random(100_000, 8);
-        using var upload = _server.Client.UploadLayer();
+        using var upload = Server.Client.UploadLayer();
         await upload.RequestStream.WriteAsync(new UploadLayerRequest { Header = new UploadHeader { Namespace = "hostile/idle", Digest = Layers.DigestOf(data), Size = data.Length } });
         await upload.RequestStream.WriteAsync(new UploadLayerRequest { Chunk = Google.Protobuf.ByteString.CopyFrom(data, 0, 1000) });
 
         // The client now sends nothing; the server's idle clock (the test's) runs on.
         for (var i = 0; i < 200 && !upload.ResponseAsync.IsCompleted; i++)
         {
-            _server.Time.Advance(TimeSpan.FromSeconds(30));
+            Server.Time.Advance(TimeSpan.FromSeconds(30));
             await Task.Delay(25);
         }
 
@@ -164,8 +151,8 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         var e = await Assert.ThrowsAsync<RpcException>(() => upload.ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
         Assert.StartsWith("chunk:", e.Status.Detail, StringComparison.Ordinal);
-        Assert.Empty(Directory.GetFiles(Path.Combine(_server.DataDirectory, "blobs", ".uploads")));
-        Assert.Null((await _server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "hostile/idle", Digests = { Layers.DigestOf(data) } })).Present.FirstOrDefault());
+        Assert.Empty(Directory.GetFiles(Path.Combine(Server.DataDirectory, "blobs", ".uploads")));
+        Assert.Null((await Server.Client.StatLayersAsync(new StatLayersRequest { Namespace = "hostile/idle", Digests = { Layers.DigestOf(data) } })).Present.FirstOrDefault());
     }
 
     [Fact]
@@ -174,16 +161,16 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         var data = Layers.Random(3000, 9);
         var hex = Layers.DigestOf(data)["sha256:".Length..];
         var squatter = $"x/blobs/sha256/{hex}";
-        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(_server.Client, squatter, Layers.Random(10, 10)));
+        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(Server.Client, squatter, Layers.Random(10, 10)));
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
-        using (var post = await _http.PostAsync($"/v2/{squatter}/blobs/uploads/", null))
+        using (var post = await Http.PostAsync($"/v2/{squatter}/blobs/uploads/", null))
         {
             Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
             Assert.Contains("NAME_INVALID", await post.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
-        Assert.False((await Layers.UploadAsync(_server.Client, "x", data)).AlreadyExisted);
-        Assert.Equal(data, await Layers.DownloadAsync(_server.Client, "x", Layers.DigestOf(data)));
+        Assert.False((await Layers.UploadAsync(Server.Client, "x", data)).AlreadyExisted);
+        Assert.Equal(data, await Layers.DownloadAsync(Server.Client, "x", Layers.DigestOf(data)));
     }
 
     [Fact]
@@ -238,14 +225,14 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_second_server_on_the_same_data_directory_refuses_to_start_and_touches_nothing()
     {
-        var session = await _http.PostAsync("/v2/hostile/shared/blobs/uploads/", null);
-        var staged = Directory.GetFiles(Path.Combine(_server.DataDirectory, "registry-uploads"));
+        var session = await Http.PostAsync("/v2/hostile/shared/blobs/uploads/", null);
+        var staged = Directory.GetFiles(Path.Combine(Server.DataDirectory, "registry-uploads"));
 
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServer.StartAsync($"--CacheService:Storage:DataDirectory={_server.DataDirectory}"));
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServer.StartAsync($"--CacheService:Storage:DataDirectory={Server.DataDirectory}"));
         Assert.Contains("in use by another CacheService process", e.Message, StringComparison.Ordinal);
 
-        Assert.Equal(staged, Directory.GetFiles(Path.Combine(_server.DataDirectory, "registry-uploads"))); // the first one's staging is still there
-        using var status = await _http.GetAsync(session.Headers.Location);
+        Assert.Equal(staged, Directory.GetFiles(Path.Combine(Server.DataDirectory, "registry-uploads"))); // the first one's staging is still there
+        using var status = await Http.GetAsync(session.Headers.Location);
         Assert.Equal(HttpStatusCode.NoContent, status.StatusCode);
         session.Dispose();
     }
@@ -262,7 +249,7 @@ public sealed class HostileInputTests : IAsyncLifetime, IDisposable
         }
 
         using var h2 = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_server.GrpcAddress}/cacheservice.v1.LayerCache/{method}")
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{Server.GrpcAddress}/cacheservice.v1.LayerCache/{method}")
         {
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
