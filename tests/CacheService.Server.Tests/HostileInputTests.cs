@@ -237,6 +237,19 @@ public sealed class HostileInputTests : EmbeddedServerTests
         session.Dispose();
     }
 
+    [Fact]
+    public async Task A_media_type_of_megabytes_is_refused_naming_the_field_and_the_index_keeps_nothing()
+    {
+        var data = Layers.Random(1000, 14);
+        await Layers.UploadAsync(Server.Client, "hostile/media", data);
+        var layer = Layers.Descriptor(data);
+        layer.MediaType = "application/" + new string('x', 1 << 20);
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await Server.Client.CommitAsync(new CommitRequest { Namespace = "hostile/media", Key = Layers.Key("k"), Layer = layer }));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.StartsWith("layer.media_type:", e.Status.Detail, StringComparison.Ordinal);
+        Assert.False((await Server.Client.LookupAsync(new LookupRequest { Namespace = "hostile/media", Key = Layers.Key("k") })).Hit);
+    }
+
     // One gRPC call made by hand over HTTP/2, with the given messages framed as they are; returns its status.
     private async Task<StatusCode> RawCallAsync(string method, params byte[][] messages)
     {

@@ -37,6 +37,8 @@ internal static class Requests
         return values.Select((v, i) => Digest(v, $"{field}[{i}]")).ToList();
     }
 
+    private const int MaxMediaTypeLength = 255;
+
     public static LayerDescriptor Layer(Wire.LayerDescriptor? layer, string field = "layer")
     {
         if (layer is null)
@@ -52,6 +54,13 @@ internal static class Requests
         if (string.IsNullOrWhiteSpace(layer.MediaType))
         {
             throw new InvalidFieldException($"{field}.media_type", "is required");
+        }
+
+        // Stored with every entry and outside any budget: a media type is a short name (RFC 6838
+        // allows 127 characters on each side of the '/'), not a place for megabytes.
+        if (layer.MediaType.Length > MaxMediaTypeLength)
+        {
+            throw new InvalidFieldException($"{field}.media_type", $"is longer than {MaxMediaTypeLength} characters");
         }
 
         return new LayerDescriptor(Digest(layer.Digest, $"{field}.digest"), Digest(layer.DiffId, $"{field}.diff_id"), layer.Size, layer.MediaType);
