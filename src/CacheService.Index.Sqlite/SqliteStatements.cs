@@ -89,7 +89,6 @@ internal sealed class SqliteStatements : IDisposable
             command.Dispose();
         }
 
-
         _connection.Dispose();
         _gate.Dispose();
     }

@@ -39,6 +39,17 @@ public sealed class S3BlobStoreTests(RgwServer rgw) : BlobStoreContract
         base.Dispose();
     }
 
+    [Theory]
+    [InlineData("00:00:00")]
+    [InlineData("-00:00:01")]
+    [InlineData("2.00:00:00")]
+    public void An_idle_timeout_of_zero_negative_or_days_is_refused(string idle)
+    {
+        var options = rgw.Options();
+        options.IdleTimeout = TimeSpan.Parse(idle, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains("IdleTimeout must be between 100 ms and 1 hour", options.Validate());
+    }
+
     // Issue 13, finding 13: a store that refuses us (403 for a wrong or expired key) cannot serve
     // blobs: that is an outage the breaker counts and callers degrade on, not an internal error.
     [Fact]

@@ -85,6 +85,11 @@ public sealed class EvictionAndRestartTests
     [Theory]
     [InlineData("--CacheService:Limits:UploadIdleTimeout=00:00:00", "UploadIdleTimeout must be positive")]
     [InlineData("--CacheService:Limits:UploadIdleTimeout=-00:00:01", "UploadIdleTimeout must be positive")]
+    [InlineData("--CacheService:Limits:MaxUploadSessions=0", "MaxUploadSessions must be positive")]
+    [InlineData("--CacheService:Limits:StorageCeilingBytes=-1", "StorageCeilingBytes must not be negative")]
+    [InlineData("--CacheService:Limits:MinFreeDiskBytes=-1", "MinFreeDiskBytes must not be negative")]
+    [InlineData("--CacheService:Limits:MaxNamespaces=0", "MaxNamespaces must be positive")]
+    [InlineData("--CacheService:Limits:MaxNamespaces=garbage", "MaxNamespaces")]
     [InlineData("--CacheService:Storage:IndexEngine=7", "IndexEngine must be 'sqlite' or 'redis'")]
     [InlineData("--CacheService:Storage:BlobEngine=mongo", "BlobEngine")]
     public async Task A_zero_negative_or_unknown_setting_stops_the_server_naming_it(string setting, string named)

@@ -41,7 +41,7 @@ public sealed class SingleFlightBlobStore : BlobStoreDecorator
         Directory.CreateDirectory(_spool);
     }
 
-    /// <summary>Fetches in progress (for tests and the status page).</summary>
+    /// <summary>Fetches in progress.</summary>
     public int FetchesInFlight
     {
         get

@@ -22,9 +22,9 @@ public sealed class VerifyingReadStream : ReadOnlyStream
     private static readonly Digest EmptyBlob = Digest.Of([]);
 
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private readonly Stream source;
-    private readonly Digest digest;
-    private readonly long size;
+    private readonly Stream _source;
+    private readonly Digest _digest;
+    private readonly long _size;
     private long _total;
 
     /// <summary>Verifies <paramref name="source"/> against <paramref name="digest"/> and <paramref name="size"/>.</summary>
@@ -41,30 +41,30 @@ public sealed class VerifyingReadStream : ReadOnlyStream
             throw new InvalidFieldException("digest", $"an empty blob has the digest {EmptyBlob}, not {digest}");
         }
 
-        this.source = source;
-        this.digest = digest;
-        this.size = size;
+        _source = source;
+        _digest = digest;
+        _size = size;
     }
 
-    public override long Length => size;
+    public override long Length => _size;
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_total == size)
+        if (_total == _size)
         {
             return 0; // verified at the end of the previous read
         }
 
-        var wanted = (int)Math.Min(buffer.Length, size - _total);
-        var read = await source.ReadAsync(buffer[..wanted], cancellationToken);
+        var wanted = (int)Math.Min(buffer.Length, _size - _total);
+        var read = await _source.ReadAsync(buffer[..wanted], cancellationToken);
         if (read == 0)
         {
-            throw new InvalidFieldException("size", $"the content has {_total} bytes, not the declared {size}");
+            throw new InvalidFieldException("size", $"the content has {_total} bytes, not the declared {_size}");
         }
 
         _hash.AppendData(buffer.Span[..read]);
         _total += read;
-        if (_total == size)
+        if (_total == _size)
         {
             await VerifyEndAsync(cancellationToken);
         }
@@ -85,12 +85,12 @@ public sealed class VerifyingReadStream : ReadOnlyStream
     private async Task VerifyEndAsync(CancellationToken cancellationToken)
     {
         var probe = new byte[1];
-        if (await source.ReadAsync(probe, cancellationToken) > 0)
+        if (await _source.ReadAsync(probe, cancellationToken) > 0)
         {
-            throw new InvalidFieldException("size", $"the content is longer than the declared {size} bytes");
+            throw new InvalidFieldException("size", $"the content is longer than the declared {_size} bytes");
         }
 
-        if (Digest.FromHash(_hash.GetHashAndReset()) != digest)
+        if (Digest.FromHash(_hash.GetHashAndReset()) != _digest)
         {
             throw new InvalidFieldException("digest", "the content does not hash to the declared digest");
         }
