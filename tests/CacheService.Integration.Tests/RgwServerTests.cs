@@ -61,73 +61,6 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
     }
 
     [Fact]
-    public async Task A_mismatched_upload_leaves_no_object()
-    {
-        var s3 = rgw.Options();
-        await using var server = await StartServerAsync(s3);
-        var data = Layers.Random(6 * 1024 * 1024, 2);
-        var claimed = Layers.DigestOf(Layers.Random(10, 3));
-        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "rgw/bad", data, digest: claimed));
-        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
-        Assert.Null(await Store(s3).GetSizeAsync("rgw/bad", Core.Digest.Parse(claimed, "d"), CancellationToken.None));
-        await foreach (var blob in Store(s3).ListAsync(CancellationToken.None))
-        {
-            Assert.Fail($"found {blob.Namespace} {blob.Digest}; a failed upload must leave nothing");
-        }
-    }
-
-    [Fact]
-    public async Task A_client_that_disconnects_mid_upload_leaves_no_object()
-    {
-        var s3 = rgw.Options();
-        await using var server = await StartServerAsync(s3);
-        var data = Layers.Random(8 * 1024 * 1024, 4);
-        using (var call = server.Client.UploadLayer())
-        {
-            await call.RequestStream.WriteAsync(new UploadLayerRequest
-            {
-                Header = new UploadHeader { Namespace = "rgw/gone", Digest = Layers.DigestOf(data), Size = data.Length, MediaType = Layers.MediaType },
-            });
-            await call.RequestStream.WriteAsync(new UploadLayerRequest { Chunk = Google.Protobuf.ByteString.CopyFrom(data, 0, 1024 * 1024) });
-        } // disposing the call without completing it cancels it
-
-        var store = Store(s3);
-        for (var i = 0; i < 50 && await AnyObject(store); i++)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.False(await AnyObject(store));
-        Assert.Null(await store.GetSizeAsync("rgw/gone", Core.Digest.Parse(Layers.DigestOf(data), "d"), CancellationToken.None));
-    }
-
-    [Fact]
-    public async Task A_corrupted_object_answers_data_loss_and_a_deleted_one_not_found_and_both_repair_the_index()
-    {
-        var s3 = rgw.Options();
-        await using var server = await StartServerAsync(s3);
-        var corrupt = await Layers.UploadAndCommitAsync(server.Client, "rgw/repair", "corrupt", Layers.Random(500_000, 5));
-        var missing = await Layers.UploadAndCommitAsync(server.Client, "rgw/repair", "missing", Layers.Random(500_000, 6));
-        var store = Store(s3);
-
-        // Behind the server's back: overwrite one object with other bytes, delete the other.
-        var minio = S3BlobStore.CreateClient(s3);
-        var url = await minio.PresignedPutObjectAsync(new Minio.DataModel.Args.PresignedPutObjectArgs()
-            .WithBucket(s3.Bucket).WithObject($"{s3.Prefix}/rgw/repair/blobs/sha256/{corrupt.Digest[7..]}").WithExpiry(600));
-        (await _http.PutAsync(new Uri(url), new ByteArrayContent(Layers.Random(500_000, 7)))).EnsureSuccessStatusCode();
-        await store.DeleteAsync("rgw/repair", Core.Digest.Parse(missing.Digest, "d"), CancellationToken.None);
-
-        var dataLoss = await Assert.ThrowsAsync<RpcException>(() => Layers.DownloadAsync(server.Client, "rgw/repair", corrupt.Digest));
-        Assert.Equal(StatusCode.DataLoss, dataLoss.StatusCode);
-        var notFound = await Assert.ThrowsAsync<RpcException>(() => Layers.DownloadAsync(server.Client, "rgw/repair", missing.Digest));
-        Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
-
-        Assert.False((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/repair", Key = Layers.Key("corrupt") })).Hit);
-        Assert.False((await server.Client.LookupAsync(new LookupRequest { Namespace = "rgw/repair", Key = Layers.Key("missing") })).Hit);
-        Assert.Null(await store.GetSizeAsync("rgw/repair", Core.Digest.Parse(corrupt.Digest, "d"), CancellationToken.None));
-    }
-
-    [Fact]
     public async Task With_the_gateway_stopped_blob_calls_fail_unavailable_within_the_deadline_and_recover_after()
     {
         var s3 = rgw.Options();
@@ -328,17 +261,5 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
         }
 
         return [];
-    }
-
-    private S3BlobStore Store(S3BlobOptions s3) => new(S3BlobStore.CreateClient(s3), _http, s3);
-
-    private static async Task<bool> AnyObject(S3BlobStore store)
-    {
-        await foreach (var _ in store.ListAsync(CancellationToken.None))
-        {
-            return true;
-        }
-
-        return false;
     }
 }

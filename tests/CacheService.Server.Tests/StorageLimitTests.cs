@@ -174,34 +174,6 @@ public sealed class StorageLimitTests : IDisposable
     }
 
     [Fact]
-    public async Task The_storage_ceiling_refuses_with_RESOURCE_EXHAUSTED_and_stores_nothing_until_room_is_made()
-    {
-        await using var server = await StartAsync("--CacheService:Limits:StorageCeilingBytes=1000000");
-        const string Sample = "namespace sample";
-        await server.RunPeriodicWorkAsync(Sample, 1, TimeSpan.FromSeconds(1));
-
-        await Layers.UploadAndCommitAsync(server.Client, "limits/ceiling", "first", Layers.Random(600_000, 6));
-        var second = Layers.Random(600_000, 7);
-        var e = await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "limits/other", second));
-        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
-        Assert.Contains("StorageCeilingBytes", e.Status.Detail, StringComparison.Ordinal);
-        using (var pushed = await _http.PostAsync($"/v2/limits/other/blobs/uploads/?digest={Layers.DigestOf(second)}", new ByteArrayContent(second)))
-        {
-            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, pushed.StatusCode);
-        }
-
-        Assert.False(File.Exists(server.BlobPath("limits/other", Layers.DigestOf(second))));
-        Assert.Equal(2, await server.MetricAsync(Refusals("storage_ceiling")));
-
-        await server.RunPeriodicWorkAsync(Sample, server.Rounds(Sample) + 1, TimeSpan.FromSeconds(1)); // the index now says 600,000 stored: still no room
-        await Assert.ThrowsAsync<RpcException>(() => Layers.UploadAsync(server.Client, "limits/other", second));
-
-        await server.Client.DeleteAsync(new DeleteRequest { Namespace = "limits/ceiling", All = true });
-        await server.RunPeriodicWorkAsync(Sample, server.Rounds(Sample) + 1, TimeSpan.FromSeconds(1));
-        Assert.False((await Layers.UploadAsync(server.Client, "limits/other", second)).AlreadyExisted);
-    }
-
-    [Fact]
     public async Task An_upload_that_would_leave_the_disk_below_its_free_space_floor_is_refused()
     {
         await using var server = await StartAsync("--CacheService:Limits:MinFreeDiskBytes=1125899906842624"); // 1 PiB: no disk here has it
