@@ -90,7 +90,7 @@ public sealed partial class RedisLayerIndex : ILayerIndex
         // flush or a failover is rebuilt by the next commit, not only by the next process.
         await RegisterAsync(ns, cancellationToken, always: true);
         var parts = (RedisResult[])(await _scripts.RunAsync(ns, script,
-            [EntryCodec.Raw(entry.Key), value, budget.HighWatermarkBytes, budget.LowWatermarkBytes, Now(), entry.Preimage, .. extra], cancellationToken))!;
+            [EntryCodec.Raw(entry.Key), value, budget.HighWatermarkBytes, budget.LowWatermarkBytes, Now(), entry.Preimage, budget.MaxEntries, .. extra], cancellationToken))!;
         var status = (int)parts[0];
         if (status < 0)
         {

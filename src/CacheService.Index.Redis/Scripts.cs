@@ -106,16 +106,18 @@ internal static class Scripts
         end
         -- Stores an entry whose key is free, then evicts least recently used entries (never this
         -- one) down to the low watermark once the namespace is above the high one.
-        local function insert(key, value, preimage, high, low, now)
+        local function insert(key, value, preimage, high, low, max_entries, now)
           redis.call('HSET', p .. '{{L.Entries}}' .. bucket(key), key, value)
           lru_touch(key)
           if preimage ~= '' then redis.call('HSET', p .. '{{L.Preimages}}', key, preimage) end
           for _, b in ipairs(blobs(value)) do add_ref(b[1], b[2]) end
-          redis.call('HINCRBY', meta, 'entries', 1)
+          local entries = redis.call('HINCRBY', meta, 'entries', 1)
           local result = { 1, value, preimage }
-          if tonumber(redis.call('HGET', meta, 'bytes')) > high then
+          local over_bytes = tonumber(redis.call('HGET', meta, 'bytes')) > high
+          if over_bytes or entries > max_entries then
             local evicted = 0
-            while tonumber(redis.call('HGET', meta, 'bytes')) > low do
+            while (over_bytes and tonumber(redis.call('HGET', meta, 'bytes')) > low)
+                or tonumber(redis.call('HGET', meta, 'entries')) > max_entries do
               local victim = lru_oldest(key)
               if not victim then break end
               remove_entry(victim, now)
@@ -146,7 +148,7 @@ internal static class Scripts
         """;
 
     /// <summary>
-    /// ARGV: prefix, key, value, high watermark, low watermark, now (ms), preimage.
+    /// ARGV: prefix, key, value, high watermark, low watermark, now (ms), preimage, entry limit.
     /// Returns {-1} over budget; {0, value, preimage} when the key exists (first writer wins);
     /// {1, value, preimage, evicted keys...} when stored. Eviction runs in the same script, so the
     /// budget, the references and the entries never disagree.
@@ -156,17 +158,17 @@ internal static class Scripts
         local existing = redis.call('HGET', p .. '{{L.Entries}}' .. bucket(key), key)
         if existing then return { 0, existing, redis.call('HGET', p .. '{{L.Preimages}}', key) or '' } end
         if own_bytes(value) > tonumber(ARGV[4]) then return { -1 } end
-        return insert(key, value, ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+        return insert(key, value, ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[8]), ARGV[6])
         """;
 
     /// <summary>
-    /// ARGV: prefix, key, value, high watermark, low watermark, now (ms), preimage, tag. Points the
+    /// ARGV: prefix, key, value, high watermark, low watermark, now (ms), preimage, entry limit, tag. Points the
     /// tag at the entry, replacing whatever entry the key had, in this one script (a reader never
     /// sees the tag missing). Returns as <see cref="Commit"/>; {0, ...} when the tag already points
     /// at the same layer.
     /// </summary>
     public static readonly string PutTag = Prelude + $$"""
-        local key, value, tag = ARGV[2], ARGV[3], ARGV[8]
+        local key, value, tag = ARGV[2], ARGV[3], ARGV[9]
         local existing = redis.call('HGET', p .. '{{L.Entries}}' .. bucket(key), key)
         local result
         if existing and layer_digest(existing) == layer_digest(value) then
@@ -174,7 +176,7 @@ internal static class Scripts
         else
           if own_bytes(value) > tonumber(ARGV[4]) then return { -1 } end
           if existing then remove_entry(key, ARGV[6]) end
-          result = insert(key, value, ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+          result = insert(key, value, ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[8]), ARGV[6])
         end
         redis.call('ZADD', p .. '{{L.Tags}}', 0, tag)
         redis.call('HSET', p .. '{{L.TagKeys}}', tag, key)

@@ -7,16 +7,18 @@ namespace CacheService.Index.Sqlite;
 public sealed partial class SqliteLayerIndex
 {
     // Evicts least recently used entries, never `keep`, until the namespace is at or below the
-    // low watermark. Runs inside the commit's transaction, so budget and entries never disagree.
+    // low watermark and the entry limit. Runs inside the commit's transaction, so budget and
+    // entries never disagree.
     private List<Digest> EvictToBudget(string ns, Digest keep, NamespaceBudget budget)
     {
         var evicted = new List<Digest>();
-        if (StoredBytes(ns) <= budget.HighWatermarkBytes)
+        var overBytes = StoredBytes(ns) > budget.HighWatermarkBytes;
+        if (!overBytes && EntryCount(ns) <= budget.MaxEntries)
         {
             return evicted;
         }
 
-        while (StoredBytes(ns) > budget.LowWatermarkBytes)
+        while ((overBytes && StoredBytes(ns) > budget.LowWatermarkBytes) || EntryCount(ns) > budget.MaxEntries)
         {
             var victim = KeysWhere("SELECT key FROM entries WHERE ns = $ns AND key <> $keep ORDER BY recency LIMIT 1", ("$ns", ns), ("$keep", keep.Value)).FirstOrDefault();
             if (victim == default)
@@ -71,4 +73,6 @@ public sealed partial class SqliteLayerIndex
     private void EnsureNamespace(string ns) => _db.Execute("INSERT OR IGNORE INTO namespaces (ns) VALUES ($ns)", ("$ns", ns));
 
     private long StoredBytes(string ns) => _db.Scalar("SELECT COALESCE((SELECT stored_bytes FROM namespaces WHERE ns = $ns), 0)", ("$ns", ns));
+
+    private long EntryCount(string ns) => _db.Scalar("SELECT COALESCE((SELECT entries FROM namespaces WHERE ns = $ns), 0)", ("$ns", ns));
 }

@@ -190,6 +190,27 @@ public abstract partial class LayerIndexContract : IDisposable
     }
 
     [Fact]
+    public async Task Past_the_entry_limit_a_commit_evicts_the_least_recently_used_however_small_their_blobs()
+    {
+        var budget = new NamespaceBudget(10 * MB, 9 * MB, MaxEntries: 3);
+        var tiny = Layer("shared", 1);
+        for (var i = 0; i < 3; i++)
+        {
+            await Commit($"k{i}", tiny, budget);
+        }
+
+        Assert.NotNull(await Index.LookupAsync(Ns, KeyOf("k0"), Ct)); // "k1" is now the least recently used
+        var fourth = await Commit("k3", tiny, budget);
+        Assert.Equal([KeyOf("k1")], fourth.Evicted);
+        var tagged = await Index.PutTagAsync(Ns, "latest", NewEntry.ForLayer(KeyOf("tagged"), tiny), budget, Ct);
+        Assert.Equal([KeyOf("k2")], tagged.Evicted);
+
+        var usage = await Index.GetUsageAsync(Ns, Ct);
+        Assert.Equal((3L, 1L, 2L), (usage.Entries, usage.StoredBytes, usage.Evictions));
+        Assert.Empty(await Index.VerifyAsync(Ns, Ct));
+    }
+
+    [Fact]
     public async Task Shared_blobs_count_once_and_stay_while_any_entry_references_them()
     {
         var shared = Layer("shared", 4 * MB);

@@ -74,6 +74,24 @@ public sealed class EvictionAndRestartTests
     }
 
     [Fact]
+    public async Task Keys_past_the_entry_limit_evict_the_least_recently_used_even_when_they_share_one_tiny_blob()
+    {
+        await using var server = await TestServer.StartAsync("--CacheService:Eviction:MaxEntriesPerNamespace=2");
+        var tiny = Layers.Random(10, 5);
+        await Layers.UploadAsync(server.Client, Ns, tiny);
+        var outcomes = new List<CommitResponse>();
+        foreach (var key in new[] { "a", "b", "c" })
+        {
+            outcomes.Add(await server.Client.CommitAsync(new CommitRequest { Namespace = Ns, Key = Layers.Key(key), Layer = Layers.Descriptor(tiny) }));
+        }
+
+        Assert.Equal([0L, 0L, 1L], outcomes.Select(o => o.EvictedEntries));
+        Assert.False((await server.Client.LookupAsync(new LookupRequest { Namespace = Ns, Key = Layers.Key("a") })).Hit);
+        var stats = await server.Client.GetStatsAsync(new GetStatsRequest { Namespace = Ns });
+        Assert.Equal((2L, 10L, 1L), (stats.Entries, stats.StoredBytes, stats.Evictions));
+    }
+
+    [Fact]
     public async Task Invalid_configuration_stops_the_server_at_start_with_every_problem_named()
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(
@@ -89,6 +107,7 @@ public sealed class EvictionAndRestartTests
     [InlineData("--CacheService:Limits:StorageCeilingBytes=-1", "StorageCeilingBytes must not be negative")]
     [InlineData("--CacheService:Limits:MinFreeDiskBytes=-1", "MinFreeDiskBytes must not be negative")]
     [InlineData("--CacheService:Limits:MaxNamespaces=0", "MaxNamespaces must be positive")]
+    [InlineData("--CacheService:Eviction:MaxEntriesPerNamespace=0", "MaxEntriesPerNamespace must be positive")]
     [InlineData("--CacheService:Limits:MaxNamespaces=garbage", "MaxNamespaces")]
     [InlineData("--CacheService:Storage:IndexEngine=7", "IndexEngine must be 'sqlite' or 'redis'")]
     [InlineData("--CacheService:Storage:BlobEngine=mongo", "BlobEngine")]

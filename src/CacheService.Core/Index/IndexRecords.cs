@@ -33,10 +33,13 @@ public sealed record IndexEntry(
 /// <param name="Evicted">Keys evicted to make room.</param>
 public sealed record CommitOutcome(bool Created, IndexEntry Entry, IReadOnlyList<Digest> Evicted);
 
-/// <summary>The byte budget of one namespace.</summary>
+/// <summary>The budget of one namespace: bytes of unique blobs, and entries.</summary>
 /// <param name="HighWatermarkBytes">A commit that takes stored bytes above this evicts.</param>
 /// <param name="LowWatermarkBytes">Eviction stops at or below this.</param>
-public sealed record NamespaceBudget(long HighWatermarkBytes, long LowWatermarkBytes);
+/// <param name="MaxEntries">A commit that takes the entry count above this evicts the least recently
+/// used entries until it is back at this count: an entry's index bytes (its record and preimage)
+/// are bounded, so this bounds what the namespace holds in the index.</param>
+public sealed record NamespaceBudget(long HighWatermarkBytes, long LowWatermarkBytes, long MaxEntries = long.MaxValue);
 
 /// <summary>Increments to usage counters.</summary>
 public readonly record struct UsageDelta(long Lookups = 0, long Hits = 0, long BytesUploaded = 0, long BytesDownloaded = 0);

@@ -21,6 +21,13 @@ public sealed class EvictionOptions
     /// <summary>Budgets of named namespaces, in bytes.</summary>
     public Dictionary<string, long> NamespaceBudgetBytes { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Entries a namespace may hold, however small their blobs: past it, a commit evicts the least
+    /// recently used. Bounds the index, which byte budgets do not (a million keys may share one
+    /// tiny blob). Default 100,000.
+    /// </summary>
+    public long MaxEntriesPerNamespace { get; set; } = 100_000;
+
     /// <summary>Eviction stops at this fraction of the budget. Default 0.9.</summary>
     public double LowWatermarkRatio { get; set; } = 0.9;
 
@@ -37,13 +44,14 @@ public sealed class EvictionOptions
     public NamespaceBudget BudgetFor(string ns)
     {
         var high = NamespaceBudgetBytes.TryGetValue(ns, out var own) ? own : DefaultBudgetBytes;
-        return new NamespaceBudget(high, (long)(high * LowWatermarkRatio));
+        return new NamespaceBudget(high, (long)(high * LowWatermarkRatio), MaxEntriesPerNamespace);
     }
 
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
         if (DefaultBudgetBytes <= 0) yield return "DefaultBudgetBytes must be positive";
+        if (MaxEntriesPerNamespace <= 0) yield return "MaxEntriesPerNamespace must be positive";
         if (LowWatermarkRatio is <= 0 or > 1) yield return "LowWatermarkRatio must be in (0, 1]";
         if (BlobGracePeriod < TimeSpan.Zero) yield return "BlobGracePeriod must not be negative";
         if (CollectionInterval <= TimeSpan.Zero) yield return "CollectionInterval must be positive";
