@@ -9,17 +9,23 @@ namespace CacheService.Blobs.FileSystem;
 /// </summary>
 /// <remarks>
 /// A put streams into <c>&lt;root&gt;/.uploads/</c> (same file system, so the final rename is atomic),
-/// verifying as it writes, flushes to disk, and only then renames into place. Namespace segments
+/// verifying as it writes, flushes to disk, and only then renames into place; then it flushes the
+/// directory that holds the new name (and any directory it had to create), so an acknowledged
+/// blob survives a power cut, not just a process crash. Namespace segments
 /// start with a letter or digit, so no namespace can reach <c>.uploads</c> or climb out of the root.
 /// </remarks>
 public sealed class FileSystemBlobStore : IBlobStore
 {
     private readonly string _root;
     private readonly string _uploads;
+    private readonly Action<string> _flushDirectory;
 
     /// <summary>Uses <paramref name="root"/>, creating it; removes uploads a crash left behind.</summary>
-    public FileSystemBlobStore(string root)
+    /// <param name="root">The store's directory.</param>
+    /// <param name="flushDirectory">Makes a directory's entries durable; <see cref="DirectorySync.Flush"/> unless a test watches it.</param>
+    public FileSystemBlobStore(string root, Action<string>? flushDirectory = null)
     {
+        _flushDirectory = flushDirectory ?? DirectorySync.Flush;
         _root = Path.GetFullPath(root);
         _uploads = Path.Combine(_root, ".uploads");
         if (Directory.Exists(_uploads))
@@ -56,22 +62,43 @@ public sealed class FileSystemBlobStore : IBlobStore
                 file.Flush(flushToDisk: true);
             }
 
-            Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+            var directory = Path.GetDirectoryName(final)!;
+            var created = CreateDirectories(directory);
             try
             {
                 File.Move(staging, final, overwrite: false);
-                return true;
             }
             catch (IOException) when (File.Exists(final))
             {
                 // Another upload of the same digest won the race; its bytes are the same.
                 return false;
             }
+
+            _flushDirectory(directory);
+            foreach (var parent in created)
+            {
+                _flushDirectory(Path.GetDirectoryName(parent)!); // a new directory's own name lives in its parent
+            }
+
+            return true;
         }
         finally
         {
             File.Delete(staging);
         }
+    }
+
+    // Creates the directory and the missing ones above it; returns those it created, deepest first.
+    private List<string> CreateDirectories(string directory)
+    {
+        var missing = new List<string>();
+        for (var d = directory; d.Length > _root.Length && !Directory.Exists(d); d = Path.GetDirectoryName(d)!)
+        {
+            missing.Add(d);
+        }
+
+        Directory.CreateDirectory(directory);
+        return missing;
     }
 
     /// <inheritdoc />

@@ -48,6 +48,36 @@ public sealed class FileSystemBlobStoreTests : BlobStoreContract
         _ = new FileSystemBlobStore(_root!);
         Assert.False(File.Exists(leftover));
     }
+
+    [Fact]
+    public async Task A_put_flushes_the_directory_of_the_new_name_after_the_rename_and_every_directory_it_created()
+    {
+        var flushed = new List<(string Directory, bool BlobVisible)>();
+        var root = _root!; // the contract's store was created there
+        var data = Bytes(100);
+        var digest = Digest.Of(data);
+        var blobs = Path.Combine(root, "team", "main", "blobs", "sha256");
+        var store = new FileSystemBlobStore(root, d => flushed.Add((d, File.Exists(Path.Combine(blobs, digest.Hex)))));
+
+        await store.PutAsync("team/main", digest, data.Length, new MemoryStream(data), Ct);
+        string[] firstTime = [blobs, Path.GetDirectoryName(blobs)!, Path.Combine(root, "team", "main"), Path.Combine(root, "team"), root];
+        Assert.Equal(firstTime.Select(d => (d, true)), flushed);
+
+        flushed.Clear();
+        var other = Bytes(200);
+        await store.PutAsync("team/main", Digest.Of(other), other.Length, new MemoryStream(other), Ct);
+        Assert.Equal([blobs], flushed.Select(f => f.Directory)); // the directories exist: only the one that gained a name
+    }
+
+    [Fact]
+    public void Flushing_a_directory_reaches_the_kernel_and_fails_loudly_on_what_is_no_directory()
+    {
+        DirectorySync.Flush(_root!);
+        var file = Path.Combine(_root!, "plain-file");
+        File.WriteAllText(file, "x");
+        Assert.Contains(file, Assert.Throws<IOException>(() => DirectorySync.Flush(file)).Message, StringComparison.Ordinal);
+        Assert.Throws<IOException>(() => DirectorySync.Flush(Path.Combine(_root!, "missing")));
+    }
 }
 
 /// <summary>
