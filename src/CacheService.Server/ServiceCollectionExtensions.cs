@@ -66,8 +66,12 @@ public static class ServiceCollectionExtensions
         {
             IBlobStore engine = Storage(sp).BlobEngine switch
             {
-                // A hundred builders pulling one cold layer cost the object store one fetch.
-                BlobEngine.S3 => new SingleFlightBlobStore(sp.GetRequiredService<S3BlobStore>(), Path.Combine(Storage(sp).DataDirectory, "spool")),
+                // A hundred builders pulling one cold layer cost the object store one fetch; the
+                // spool, on the data directory's disk, keeps to the free-space floor uploads keep to.
+                BlobEngine.S3 => new SingleFlightBlobStore(
+                    sp.GetRequiredService<S3BlobStore>(),
+                    Path.Combine(Storage(sp).DataDirectory, "spool"),
+                    () => FreeDiskBytes(Storage(sp).DataDirectory) is not { } free || free > Limits(sp).MinFreeDiskBytes),
                 _ => sp.GetRequiredService<FileSystemBlobStore>(),
             };
             var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();

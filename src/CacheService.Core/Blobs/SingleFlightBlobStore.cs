@@ -20,18 +20,26 @@ namespace CacheService.Core.Blobs;
 /// after (a missing blob repairs the index).</para>
 /// <para>Sizes are not shared: a stat that began before an upload ended must not answer a commit
 /// that checks after it.</para>
+/// <para>Disk: a fetch spools only while <c>spoolHasRoom</c> says the disk has room (the server's
+/// free-space floor); otherwise a read that would start a fetch reads the store directly, and one
+/// that finds a fetch running still joins it.</para>
 /// </remarks>
 public sealed class SingleFlightBlobStore : BlobStoreDecorator
 {
     private const int CopyBytes = 256 * 1024;
     private readonly string _spool;
+    private readonly Func<bool> _spoolHasRoom;
     private readonly Lock _lock = new();
     private readonly Dictionary<(string, Digest), Flight> _flights = [];
 
     /// <summary>Wraps <paramref name="inner"/>; spool files go to <paramref name="spoolDirectory"/>, emptied now.</summary>
-    public SingleFlightBlobStore(IBlobStore inner, string spoolDirectory)
+    /// <param name="inner">The store read through.</param>
+    /// <param name="spoolDirectory">Where fetches in flight are spooled.</param>
+    /// <param name="spoolHasRoom">Whether a new fetch may spool now; always, when null.</param>
+    public SingleFlightBlobStore(IBlobStore inner, string spoolDirectory, Func<bool>? spoolHasRoom = null)
         : base(inner)
     {
+        _spoolHasRoom = spoolHasRoom ?? (() => true);
         _spool = Path.GetFullPath(spoolDirectory);
         if (Directory.Exists(_spool))
         {
@@ -61,17 +69,24 @@ public sealed class SingleFlightBlobStore : BlobStoreDecorator
             return await Inner.OpenReadAsync(ns, digest, offset, cancellationToken);
         }
 
-        Flight flight;
+        var room = _spoolHasRoom();
+        Flight? flight;
         bool leader;
         lock (_lock)
         {
-            leader = !_flights.TryGetValue((ns, digest), out var running);
-            flight = running ?? new Flight(this, (ns, digest), Path.Combine(_spool, Guid.NewGuid().ToString("N")));
-            flight.JoinLocked();
-            if (leader)
+            leader = !_flights.TryGetValue((ns, digest), out flight);
+            if (leader && room)
             {
+                flight = new Flight(this, (ns, digest), Path.Combine(_spool, Guid.NewGuid().ToString("N")));
                 _flights[(ns, digest)] = flight;
             }
+
+            flight?.JoinLocked();
+        }
+
+        if (flight is null)
+        {
+            return await Inner.OpenReadAsync(ns, digest, 0, cancellationToken); // no room to spool: the store directly
         }
 
         if (leader)

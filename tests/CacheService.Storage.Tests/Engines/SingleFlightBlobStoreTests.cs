@@ -18,6 +18,7 @@ public sealed class SingleFlightBlobStoreTests : BlobStoreContract
     private readonly string _root = Directory.CreateTempSubdirectory("cs-single-flight-").FullName;
     private GatedStore? _gated;
     private SingleFlightBlobStore? _flights;
+    private bool _spoolHasRoom = true;
 
     // The contract creates the store on first use.
     private GatedStore Gated => Store is not null ? _gated! : throw new InvalidOperationException();
@@ -25,7 +26,7 @@ public sealed class SingleFlightBlobStoreTests : BlobStoreContract
     protected override IBlobStore CreateStore()
     {
         _gated = new GatedStore(new FileSystemBlobStore(Path.Combine(_root, "blobs")));
-        return _flights = new SingleFlightBlobStore(_gated, Path.Combine(_root, "spool"));
+        return _flights = new SingleFlightBlobStore(_gated, Path.Combine(_root, "spool"), () => _spoolHasRoom);
     }
 
     protected override ILayerIndex CreateIndex(string directory, TimeProvider time) =>
@@ -71,6 +72,27 @@ public sealed class SingleFlightBlobStoreTests : BlobStoreContract
         await ReadAllAsync(Store.OpenReadAsync(Ns, digest, 0, Ct)); // a read after the fetch ended fetches anew
         await ReadAllAsync(Store.OpenReadAsync(Ns, digest, 10, Ct)); // and ranged reads go straight to the store
         Assert.Equal(3, Gated.Opens);
+    }
+
+    [Fact]
+    public async Task Without_room_on_the_disk_a_new_fetch_reads_the_store_directly_and_a_running_one_is_still_joined()
+    {
+        var (digest, data) = await StoredAsync(1_000_000, 5);
+        Gated.Hold();
+        var first = ReadAllAsync(Store.OpenReadAsync(Ns, digest, 0, Ct)); // spools: there is room
+        _spoolHasRoom = false;
+        var joined = ReadAllAsync(Store.OpenReadAsync(Ns, digest, 0, Ct));
+        var (other, otherData) = await StoredAsync(1_000_000, 6);
+        var direct = Store.OpenReadAsync(Ns, other, 0, Ct);
+        Assert.Equal(1, _flights!.FetchesInFlight); // the direct read started none
+        Gated.Release();
+
+        Assert.Equal(otherData, await ReadAllAsync(direct));
+        Assert.Equal(data, await first);
+        Assert.Equal(data, await joined);
+        Assert.Equal(2, Gated.Opens); // one fetch for the two readers of the first blob, one direct read
+        Assert.Equal(0, _flights!.FetchesInFlight);
+        Assert.Empty(SpoolFiles());
     }
 
     [Fact]
