@@ -5,19 +5,24 @@ internal sealed class UsageException(string message) : Exception(message);
 
 /// <summary>
 /// The options of one command line: <c>--name value</c> or <c>--name=value</c> for options
-/// that take a value (repeatable ones keep every value), <c>--name</c> for switches.
+/// that take a value (repeatable ones keep every value), <c>--name</c> for switches, and as many
+/// plain arguments as the command allows.
 /// </summary>
 internal sealed class Arguments
 {
     private readonly Dictionary<string, List<string>> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _switches = new(StringComparer.Ordinal);
+    private readonly List<string> _positionals = [];
 
     private Arguments()
     {
     }
 
-    /// <summary>Reads <paramref name="args"/>; <paramref name="aliases"/> maps short names like <c>-f</c> to long ones.</summary>
-    public static Arguments Parse(IReadOnlyList<string> args, IReadOnlySet<string> valued, IReadOnlySet<string> switches, IReadOnlyDictionary<string, string> aliases)
+    /// <summary>
+    /// Reads <paramref name="args"/>; <paramref name="aliases"/> maps short names like <c>-f</c> to
+    /// long ones; up to <paramref name="positionals"/> arguments that are no option are kept in order.
+    /// </summary>
+    public static Arguments Parse(IReadOnlyList<string> args, IReadOnlySet<string> valued, IReadOnlySet<string> switches, IReadOnlyDictionary<string, string> aliases, int positionals = 0)
     {
         var parsed = new Arguments();
         for (var i = 0; i < args.Count; i++)
@@ -45,6 +50,10 @@ internal sealed class Arguments
 
                 list.Add(value);
             }
+            else if (!arg.StartsWith('-') && parsed._positionals.Count < positionals)
+            {
+                parsed._positionals.Add(arg);
+            }
             else
             {
                 throw new UsageException(arg.StartsWith('-') ? $"unknown option {arg}" : $"unexpected argument '{arg}'");
@@ -64,6 +73,9 @@ internal sealed class Arguments
 
     /// <summary>Every value of a repeatable option, in order.</summary>
     public IReadOnlyList<string> Values(string name) => _values.GetValueOrDefault(name) ?? [];
+
+    /// <summary>The plain argument at <paramref name="index"/>, or null when there are fewer.</summary>
+    public string? Positional(int index) => index < _positionals.Count ? _positionals[index] : null;
 
     /// <summary>True when the switch was given.</summary>
     public bool Has(string name) => _switches.Contains(name);

@@ -30,13 +30,17 @@ internal static class LayercacheCli
 
     private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace"];
     private static readonly string[] PlanOptions = ["--file", "--context", "--target", "--build-arg", "--platform", "--base"];
-    private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal) { ["-f"] = "--file", ["-o"] = "--output", ["-h"] = "--help" };
+    private static readonly string[] BuildahOptions = ["--tag", "--output", "--root", "--runroot", "--storage-driver", "--tls-verify"];
+    private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal) { ["-f"] = "--file", ["-o"] = "--output", ["-t"] = "--tag", ["-h"] = "--help" };
 
     private static readonly Dictionary<string, Command> Commands = new(StringComparer.Ordinal)
     {
         ["plan"] = new("plan [-f Dockerfile] [--context DIR] [--target STAGE] [--build-arg K=V]... [--platform OS/ARCH] [--base REF=DIGEST]... [--json]",
             "Resolve every step of a Dockerfile against the cache: CACHED, MISS or PENDING (after a miss).",
             [.. ServerOptions, .. PlanOptions], ["--json"], PlanCommands.PlanAsync),
+        ["build"] = new("build [CONTEXT] [plan options] [-t NAME] [--output oci:DIR | oci-archive:FILE] [--root DIR] [--runroot DIR] [--storage-driver NAME] [--tls-verify false] [--json]",
+            "Build a Dockerfile with buildah, taking every step the cache has from it and caching the steps it runs.",
+            [.. ServerOptions, .. PlanOptions, .. BuildahOptions], ["--json"], BuildCommand.RunAsync, Positionals: 1),
         ["history"] = new("history [plan options] [--json]",
             "Show the cached chain of a Dockerfile, newest step first: layer, age, size, instruction.",
             [.. ServerOptions, .. PlanOptions], ["--json"], PlanCommands.HistoryAsync),
@@ -73,7 +77,7 @@ internal static class LayercacheCli
 
         try
         {
-            var parsed = Arguments.Parse(args[1..], command.Valued.ToHashSet(), command.Switches.Append("--help").ToHashSet(), Aliases);
+            var parsed = Arguments.Parse(args[1..], command.Valued.ToHashSet(), command.Switches.Append("--help").ToHashSet(), Aliases, command.Positionals);
             if (parsed.Has("--help"))
             {
                 await console.Out.WriteAsync(command.Help(args[0]));
@@ -133,13 +137,13 @@ internal static class LayercacheCli
         "layercache: plan Dockerfiles against a CacheService layer cache, push and pull layers.\n\n" +
         "Usage: layercache COMMAND [options]   (layercache COMMAND --help for its options)\n\nCommands:\n" +
         string.Concat(Commands.Select(c => $"  {c.Key,-8} {c.Value.Summary}\n")) +
-        "\nServer options (plan, history, push, pull, stats, delete):\n" +
+        "\nServer options (plan, build, history, push, pull, stats, delete):\n" +
         $"  --server ADDR               gRPC address; default $CACHESERVICE_ADDR, else {DefaultServer}\n" +
         "  --namespace NS              namespace to read and write; default $CACHESERVICE_NAMESPACE, else 'default'\n" +
         "  --fallback-namespace NS     also read NS after --namespace (repeatable, in order)\n" +
         "\nExit codes: 0 done, 1 failed (the message names the cause), 2 wrong usage.\n";
 
-    private sealed record Command(string Synopsis, string Summary, IReadOnlyList<string> Valued, IReadOnlyList<string> Switches, Func<Arguments, CliConsole, CancellationToken, Task<int>> Run)
+    private sealed record Command(string Synopsis, string Summary, IReadOnlyList<string> Valued, IReadOnlyList<string> Switches, Func<Arguments, CliConsole, CancellationToken, Task<int>> Run, int Positionals = 0)
     {
         public string Help(string name)
         {
@@ -152,6 +156,15 @@ internal static class LayercacheCli
                         "  --build-arg K=V         a build argument (repeatable); counts only where an ARG declares K\n" +
                         "  --platform OS/ARCH      the target platform; default linux/ and this machine's architecture\n" +
                         "  --base REF=DIGEST       the digest an unpinned image reference stands for (repeatable)\n";
+            }
+
+            if (Valued.Contains("--tag"))
+            {
+                text += "\n  -t, --tag NAME          put the image in buildah's storage under NAME\n" +
+                        "  -o, --output DEST       write the image as an OCI layout (oci:DIR[:NAME]) or archive (oci-archive:FILE[:NAME])\n" +
+                        "  --root, --runroot DIR   buildah's storage root and state directory (a fresh root builds from nothing)\n" +
+                        "  --storage-driver NAME   buildah's storage driver, e.g. vfs\n" +
+                        "  --tls-verify false      pull base images over plain HTTP or unverified TLS\n";
             }
 
             if (Valued.Contains("--server"))

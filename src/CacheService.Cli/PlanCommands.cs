@@ -99,7 +99,21 @@ internal static class PlanCommands
     private static async Task<ResolvedPlan> ResolveAsync(Arguments args, CliConsole console, CancellationToken cancellationToken)
     {
         var target = LayercacheCli.Target(args, console);
-        var contextDir = args.Value("--context") ?? ".";
+        var (_, plan, _, _) = await PlanDockerfileAsync(args, args.Value("--context") ?? ".", console, cancellationToken);
+        using var client = LayercacheCli.Connect(target);
+        var resolved = await PlanResolver.ResolveAsync(plan, client, target.Namespace, target.Fallbacks, cancellationToken);
+        if (resolved.Degraded)
+        {
+            await console.Error.WriteLineAsync("warning: the cache backend could not be asked for some steps; they are reported as misses");
+        }
+
+        return resolved;
+    }
+
+    /// <summary>Reads the Dockerfile (-f, default CONTEXT/Dockerfile) and plans it with the plan options; warnings go to stderr.</summary>
+    public static async Task<(ParsedDockerfile Dockerfile, BuildPlan Plan, BuildContext Context, BuildSettings Settings)> PlanDockerfileAsync(
+        Arguments args, string contextDir, CliConsole console, CancellationToken cancellationToken)
+    {
         var file = args.Value("--file") ?? Path.Combine(contextDir, "Dockerfile");
         if (!File.Exists(file))
         {
@@ -114,20 +128,14 @@ internal static class PlanCommands
             BaseImages = BaseImages(args),
         };
         var dockerfile = DockerfileParser.Parse(await File.ReadAllTextAsync(file, cancellationToken));
-        var plan = BuildPlanner.Plan(dockerfile, new BuildContext(contextDir, file), settings);
+        var context = new BuildContext(contextDir, file);
+        var plan = BuildPlanner.Plan(dockerfile, context, settings);
         foreach (var warning in dockerfile.Warnings.Concat(plan.Warnings))
         {
             await console.Error.WriteLineAsync("warning: " + warning);
         }
 
-        using var client = LayercacheCli.Connect(target);
-        var resolved = await PlanResolver.ResolveAsync(plan, client, target.Namespace, target.Fallbacks, cancellationToken);
-        if (resolved.Degraded)
-        {
-            await console.Error.WriteLineAsync("warning: the cache backend could not be asked for some steps; they are reported as misses");
-        }
-
-        return resolved;
+        return (dockerfile, plan, context, settings);
     }
 
     // --base REF=DIGEST; the reference may hold '=' only before the digest.

@@ -30,7 +30,8 @@ public sealed record BuildPlan(IReadOnlyList<PlannedStage> Stages, IReadOnlyList
 /// <param name="Platform">The platform its keys use.</param>
 /// <param name="Base">The state below its first step.</param>
 /// <param name="Steps">Every instruction after its FROM.</param>
-public sealed record PlannedStage(int Index, string Name, string Platform, StateSource Base, IReadOnlyList<PlannedStep> Steps);
+/// <param name="From">What its FROM names, variables expanded: an image reference, <c>scratch</c>, or an earlier stage (then <see cref="Base"/> says which).</param>
+public sealed record PlannedStage(int Index, string Name, string Platform, StateSource Base, IReadOnlyList<PlannedStep> Steps, string From);
 
 /// <summary>A state known now (<see cref="State"/>) or the final state of an earlier stage (<see cref="Stage"/>).</summary>
 public sealed record StateSource(Digest? State, int? Stage)

@@ -150,7 +150,7 @@ public sealed class BuildPlanner
             steps.Add(scope.Step(steps.Count, node, index));
         }
 
-        _planned[index] = new PlannedStage(index, name, platform, stageBase, steps);
+        _planned[index] = new PlannedStage(index, name, platform, stageBase, steps, image);
         foreach (var dependency in steps.SelectMany(s => s.Sources).Append(stageBase).Where(s => s.Stage is not null))
         {
             PlanStage(dependency.Stage!.Value);

@@ -1,0 +1,180 @@
+using CacheService.Core;
+using CacheService.Core.Keys;
+using CacheService.Dockerfile;
+
+namespace CacheService.Build;
+
+/// <summary>
+/// Builds a planned Dockerfile through the cache, stage by stage and step by step, the way a
+/// build agent asks the service: for each layer step, "was this step on this parent state built
+/// before?" A hit's layer is downloaded and verified and nothing runs; a miss runs in buildah, and
+/// its layer is pushed and committed under its key with the key's inputs, for the next builder.
+/// Config-only steps shape the image's settings and move the state by their key.
+/// </summary>
+/// <remarks>
+/// <para>The image is assembled in an OCI layout in <c>workDirectory</c>: a stage's base image, then
+/// one layer per layer step, exactly the blobs the cache holds. A step that runs sees the image
+/// built so far with the stage's config-only instructions replayed by buildah (see
+/// <see cref="StepDockerfile"/>); the image's final settings are buildah's too, so they are what
+/// <c>buildah bud</c> makes of the same Dockerfile.</para>
+/// <para>Keys are computed here with <see cref="CacheKeyV1"/>, the function the server uses, so
+/// after a miss the next steps' keys follow the layer actually built.</para>
+/// </remarks>
+public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProgress progress, TimeProvider time)
+{
+    /// <summary>The name of the built image in the result's layout.</summary>
+    public const string ImageName = "latest";
+
+    private readonly string _buildId = Guid.NewGuid().ToString("N")[..12];
+    private readonly Buildah _buildah = buildah;
+    private readonly CacheSession _cache = cache;
+    private readonly IBuildProgress _progress = progress;
+    private readonly TimeProvider _time = time;
+
+    /// <summary>Builds <paramref name="plan"/> in <paramref name="workDirectory"/>, which it creates and leaves for the caller to remove.</summary>
+    /// <exception cref="BuildahException">A step, or the base image's pull, failed.</exception>
+    public async Task<BuildResult> BuildAsync(
+        ParsedDockerfile dockerfile, BuildPlan plan, BuildContext context, BuildSettings settings, string workDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(context);
+        var started = _time.GetTimestamp();
+        var run = new Run(this, dockerfile, context, settings, new OciLayout(Path.Combine(workDirectory, "layout")), workDirectory);
+        try
+        {
+            foreach (var stage in plan.Stages)
+            {
+                await run.BuildStageAsync(stage, cancellationToken);
+            }
+
+            var target = plan.Stages[^1];
+            var digest = run.Layout.WriteImage(ImageName, run.Layout.ReadImage(Run.FinalName(target.Index)));
+            return new BuildResult(run.Reports, run.Layout, digest, _time.GetElapsedTime(started));
+        }
+        finally
+        {
+            await _buildah.RemoveImagesAsync(run.StoredImages);
+        }
+    }
+
+    /// <summary>The state of one build: the layout, each stage's final state, and what to clean up.</summary>
+    private sealed class Run(ImageBuilder owner, ParsedDockerfile dockerfile, BuildContext context, BuildSettings settings, OciLayout layout, string workDirectory)
+    {
+        private readonly Dictionary<int, Digest> _finalStates = [];
+
+        public OciLayout Layout => layout;
+
+        public List<StepReport> Reports { get; } = [];
+
+        public List<string> StoredImages { get; } = [];
+
+        public static string FinalName(int stage) => $"stage-{stage}";
+
+        public async Task BuildStageAsync(PlannedStage stage, CancellationToken cancellationToken)
+        {
+            var (image, state) = await BaseAsync(stage, cancellationToken);
+            foreach (var step in stage.Steps)
+            {
+                owner._progress.StepStarting(stage, step);
+                var started = owner._time.GetTimestamp();
+                var inputs = new StepKeyInput(state, stage.Platform, step.Instruction, step.Args, step.SourcesDigest(s => _finalStates[s]));
+                var key = CacheKeyV1.Compute(inputs);
+                if (!key.IsLayerStep)
+                {
+                    state = CacheKeyV1.NextState(state, key, null);
+                    Report(stage, step, StepOutcome.Config, key.Key, null, started);
+                    continue;
+                }
+
+                var cached = await owner._cache.LookupAsync(key.Key, cancellationToken);
+                ImageLayer layer;
+                StepOutcome outcome;
+                if (cached is not null && await owner._cache.DownloadAsync(cached, layout, cancellationToken))
+                {
+                    (layer, outcome) = (cached, StepOutcome.Cached);
+                }
+                else
+                {
+                    layer = await RunStepAsync(stage, step, image, cancellationToken);
+                    await owner._cache.PublishAsync(layer, layout.BlobPath(layer.Digest), inputs, key.Key, cancellationToken);
+                    outcome = StepOutcome.Built;
+                }
+
+                image = image.WithLayer(layer, step.Node.Original.Trim());
+                state = CacheKeyV1.NextState(state, key, layer.DiffId);
+                Report(stage, step, outcome, key.Key, layer, started);
+            }
+
+            image = image.WithSettingsOf(await SettingsAsync(stage, image, cancellationToken));
+            layout.WriteImage(FinalName(stage.Index), image);
+            _finalStates[stage.Index] = state;
+        }
+
+        // The image and state below the stage's first step.
+        private async Task<(OciImage Image, Digest State)> BaseAsync(PlannedStage stage, CancellationToken cancellationToken)
+        {
+            if (stage.Base.Stage is { } earlier)
+            {
+                return (layout.ReadImage(FinalName(earlier)), _finalStates[earlier]);
+            }
+
+            var state = stage.Base.State!.Value;
+            if (stage.From.Equals("scratch", StringComparison.OrdinalIgnoreCase))
+            {
+                return (OciImage.Scratch(stage.Platform), state);
+            }
+
+            var name = $"base-{stage.Index}";
+            await owner._buildah.PullAsync(stage.From, stage.Platform, cancellationToken);
+            await owner._buildah.PushAsync(stage.From, layout.Reference(name), cancellationToken);
+            return (layout.ReadImage(name), state);
+        }
+
+        // Runs one step in buildah on the image built so far; returns the one layer it added.
+        private async Task<ImageLayer> RunStepAsync(PlannedStage stage, PlannedStep step, OciImage image, CancellationToken cancellationToken)
+        {
+            OciImage built;
+            try
+            {
+                built = await BudAsync(stage, image, step.Index, step, $"step-{stage.Index}-{step.Index}", cancellationToken);
+            }
+            catch (BuildahException e)
+            {
+                throw new StepFailedException($"[{stage.Name} {step.Index + 1}/{stage.Steps.Count}] {step.Node.Original.Trim()}", e);
+            }
+
+            if (built.Layers.Count != image.Layers.Count + 1)
+            {
+                throw new InvalidOperationException($"buildah made {built.Layers.Count - image.Layers.Count} layers of one step ({step.Node.Original.Trim()})");
+            }
+
+            return built.Layers[^1];
+        }
+
+        // The stage's final settings: its config-only instructions applied by buildah to the image.
+        private async Task<System.Text.Json.Nodes.JsonObject> SettingsAsync(PlannedStage stage, OciImage image, CancellationToken cancellationToken) =>
+            (await BudAsync(stage, image, stage.Steps.Count, null, $"settings-{stage.Index}", cancellationToken)).Config;
+
+        // One `buildah bud` of a StepDockerfile on `image`; returns what it made, as pushed to the layout.
+        private async Task<OciImage> BudAsync(PlannedStage stage, OciImage image, int until, PlannedStep? step, string name, CancellationToken cancellationToken)
+        {
+            layout.WriteImage(name + "-from", image);
+            var stageImages = Enumerable.Range(0, stage.Index)
+                .Select(i => _finalStates.ContainsKey(i) ? layout.Reference(FinalName(i)) : null).ToList();
+            var file = Path.Combine(workDirectory, name + ".Dockerfile");
+            await File.WriteAllTextAsync(file, StepDockerfile.Write(dockerfile, stageImages, stage, layout.Reference(name + "-from"), until, step), cancellationToken);
+            var tag = $"localhost/layercache-build-{owner._buildId}:{name}";
+            StoredImages.Add(tag);
+            await owner._buildah.BudAsync(file, context.Root, tag, stage.Platform, settings.BuildArgs, step is null ? null : owner._progress.StepOutput, cancellationToken);
+            await owner._buildah.PushAsync(tag, layout.Reference(name), cancellationToken);
+            return layout.ReadImage(name);
+        }
+
+        private void Report(PlannedStage stage, PlannedStep step, StepOutcome outcome, Digest key, ImageLayer? layer, long started)
+        {
+            var report = new StepReport(stage, step, outcome, key, layer, owner._time.GetElapsedTime(started));
+            Reports.Add(report);
+            owner._progress.StepDone(report);
+        }
+    }
+}
