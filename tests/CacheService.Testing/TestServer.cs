@@ -18,7 +18,7 @@ public sealed class TestServer : IAsyncDisposable
 {
     private readonly string[] _extraArgs;
     private readonly Action<IServiceCollection>? _services;
-    private WebApplication _app = null!;
+    private WebApplication? _app;
     private GrpcChannel _channel = null!;
 
     private TestServer(string dataDirectory, string[] extraArgs, Action<IServiceCollection>? services)
@@ -36,7 +36,7 @@ public sealed class TestServer : IAsyncDisposable
 
     public GrpcChannel Channel => _channel;
 
-    public IServiceProvider Services => _app.Services;
+    public IServiceProvider Services => _app!.Services;
 
     public int HttpPort { get; private set; }
 
@@ -62,11 +62,18 @@ public sealed class TestServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops the server and starts it again on the same data directory (new ports).</summary>
     public async Task RestartAsync()
     {
         await StopAppAsync();
         await StartAppAsync();
     }
+
+    /// <summary>Stops serving, keeping the data directory; <see cref="StartAgainAsync"/> serves it again.</summary>
+    public Task StopAsync() => StopAppAsync();
+
+    /// <summary>Serves the data directory again after <see cref="StopAsync"/> (new ports).</summary>
+    public Task StartAgainAsync() => StartAppAsync();
 
     /// <summary>
     /// Polls <c>/readyz</c> until it answers <paramref name="expected"/> (true: 200, false: 503)
@@ -157,8 +164,14 @@ public sealed class TestServer : IAsyncDisposable
 
     private async Task StopAppAsync()
     {
+        if (_app is null)
+        {
+            return;
+        }
+
         _channel.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+        _app = null;
     }
 }
