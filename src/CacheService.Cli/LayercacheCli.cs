@@ -91,6 +91,11 @@ internal static class LayercacheCli
             await console.Error.WriteAsync($"layercache {args[0]}: {e.Message}\n\n{command.Help(args[0])}");
             return Usage;
         }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            await console.Error.WriteLineAsync($"layercache {args[0]}: cancelled");
+            return Failed;
+        }
         catch (Exception e) when (Describe(e) is { } message)
         {
             await console.Error.WriteLineAsync($"layercache {args[0]}: {message}");

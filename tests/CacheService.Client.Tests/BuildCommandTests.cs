@@ -45,7 +45,9 @@ public sealed class BuildCommandTests : IAsyncLifetime
     private async Task Dockerfile(string text) => await File.WriteAllTextAsync(Path.Combine(Context, "Dockerfile"), text);
 
     // Builds the context as `builder` (a storage root of its own); the image goes to _dir/<builder>/image.
-    private async Task<Build> BuildAs(string builder, params string[] extra)
+    private Task<Build> BuildAs(string builder, params string[] extra) => BuildAs(builder, CancellationToken.None, extra);
+
+    private async Task<Build> BuildAs(string builder, CancellationToken cancellationToken, params string[] extra)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
@@ -56,7 +58,7 @@ public sealed class BuildCommandTests : IAsyncLifetime
             "build", Context, "--root", Path.Combine(home, "root"), "--runroot", Path.Combine(home, "run"), "--storage-driver", "vfs",
             "--output", $"oci:{Path.Combine(home, "image")}", "--json", .. extra,
         ];
-        var exit = await LayercacheCli.RunAsync(args, console, CancellationToken.None);
+        var exit = await LayercacheCli.RunAsync(args, console, cancellationToken);
         return new Build(exit, exit == 0 ? JsonDocument.Parse(output.ToString()).RootElement : default, error.ToString(), Path.Combine(home, "image"));
     }
 
@@ -192,12 +194,7 @@ public sealed class BuildCommandTests : IAsyncLifetime
     {
         await Dockerfile(Busybox + "\nRUN sleep 3 && echo late > /late.txt\n");
         var building = BuildAs("a");
-        var stats = new GetStatsRequest { Namespace = "team/main" };
-        for (var attempt = 0; attempt < 600 && (await _server.Client.GetStatsAsync(stats)).Entries < 2; attempt++)
-        {
-            await Task.Delay(50);
-        }
-
+        await WaitForEntriesAsync(2);
         await _server.StopAsync(); // while the last step runs
         var build = await building;
         Assert.True(build.Exit == 0, build.Error);
@@ -205,7 +202,65 @@ public sealed class BuildCommandTests : IAsyncLifetime
         Assert.Contains("warning: the cache could not", build.Error, StringComparison.Ordinal);
 
         await _server.StartAgainAsync();
-        Assert.Equal(2, (await _server.Client.GetStatsAsync(stats)).Entries); // the two steps before it, nothing half-committed
+        Assert.Equal(2, (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/main" })).Entries); // the two steps before it, nothing half-committed
+    }
+
+    [Fact]
+    public async Task Cancelling_a_build_stops_the_running_step_at_once_and_commits_nothing_for_it()
+    {
+        await Dockerfile(Busybox + "\nRUN sleep 37 && echo never > /never.txt\n");
+        using var cancel = new CancellationTokenSource();
+        var building = BuildAs("a", cancel.Token);
+        await WaitForEntriesAsync(2);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        cancel.Cancel(); // Ctrl-C
+        var build = await building;
+        Assert.Equal(1, build.Exit);
+        Assert.Contains("cancelled", build.Error, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the build took {clock.Elapsed} to stop");
+        Assert.DoesNotContain(Directory.GetDirectories("/proc"), p => ReadCommandLine(p) is var line && (line.Contains("sleep\u000037", StringComparison.Ordinal) || line.Contains("sleep 37 &&", StringComparison.Ordinal)));
+        Assert.Equal(2, (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/main" })).Entries);
+    }
+
+    [Fact]
+    public async Task Two_builders_that_miss_the_same_steps_at_once_both_finish_with_valid_images_and_the_first_writer_wins()
+    {
+        await Dockerfile(Busybox + "\nRUN echo $RANDOM > /random.txt\n");
+        var both = await Task.WhenAll(BuildAs("a"), BuildAs("b"));
+        Assert.All(both, b => Assert.True(b.Exit == 0, b.Error));
+        Assert.All(both, b => Assert.Equal(["built", "built", "built"], b.Outcomes));
+
+        var c = await BuildOk("c");
+        Assert.Equal(["cached", "cached", "cached"], c.Outcomes);
+        var winner = both.Single(b => b.Layers[2] == c.Layers[2]);
+        Assert.Equal(await winner.FileAsync("/random.txt"), await c.FileAsync("/random.txt"));
+        Assert.Equal(3, (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/main" })).Entries);
+    }
+
+    private async Task WaitForEntriesAsync(long entries)
+    {
+        var stats = new GetStatsRequest { Namespace = "team/main" };
+        for (var attempt = 0; attempt < 600 && (await _server.Client.GetStatsAsync(stats)).Entries < entries; attempt++)
+        {
+            await Task.Delay(50);
+        }
+    }
+
+    private static string ReadCommandLine(string process)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(process, "cmdline"));
+        }
+        catch (IOException)
+        {
+            return string.Empty; // it ended meanwhile
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return string.Empty;
+        }
     }
 
     private sealed record Build(int Exit, JsonElement Json, string Error, string Image)
