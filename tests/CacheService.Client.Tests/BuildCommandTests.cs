@@ -140,6 +140,7 @@ public sealed class BuildCommandTests : IAsyncLifetime
             WORKDIR /home/app
             COPY --from=gen --chown=1000:1000 /out/fixed.txt ./fixed.txt
             COPY --chmod=600 app.txt ./app.txt
+            RUN --mount=type=bind,from=gen,source=/out,target=/mnt cat /mnt/fixed.txt > ./mounted.txt
             ENTRYPOINT ["/bin/sh", "-c"]
             CMD ["cat fixed.txt"]
             """);
@@ -161,6 +162,28 @@ public sealed class BuildCommandTests : IAsyncLifetime
         Assert.All(expected, e => Assert.Equal(e.Value, built[e.Key]));
         var expectedConfig = (await ImageTrees.ConfigAsync(Path.Combine(reference, "image"), "latest")).GetProperty("config").GetRawText();
         Assert.Equal(expectedConfig, (await ImageTrees.ConfigAsync(b.Image, "latest")).GetProperty("config").GetRawText());
+        Assert.Equal("fixed\n", await b.FileAsync("/home/app/mounted.txt"));
+        Assert.Equal(1000, built["/home/app/fixed.txt"].Uid);
+        Assert.Equal(0x180, built["/home/app/app.txt"].Mode); // 600
+    }
+
+    [Fact]
+    public async Task A_base_image_pinned_by_digest_is_pulled_from_its_registry_and_the_steps_on_it_are_cached()
+    {
+        // The base: busybox in an image pushed to the server's own registry facade.
+        await Dockerfile(Busybox);
+        var baseImage = await BuildOk("base");
+        var registry = $"127.0.0.1:{_server.HttpPort}";
+        var copy = await Tools.RunAsync("skopeo", "skopeo", null, "copy", "--dest-tls-verify=false", $"oci:{baseImage.Image}:latest", $"docker://{registry}/images/busybox:1");
+        Assert.True(copy.ExitCode == 0, copy.Error);
+
+        await Dockerfile($"FROM {registry}/images/busybox@{baseImage.ManifestDigest}\nRUN echo $RANDOM > /random.txt\n");
+        var a = await BuildOk("a", "--tls-verify", "false");
+        var b = await BuildOk("b", "--tls-verify", "false");
+        Assert.Equal(["built"], a.Outcomes);
+        Assert.Equal(["cached"], b.Outcomes);
+        Assert.Equal(await a.FileAsync("/random.txt"), await b.FileAsync("/random.txt"));
+        Assert.Equal("file", (await ImageTrees.ReadAsync(b.Image, "latest"))["/bin/busybox"].Type); // the base's layers are below
     }
 
     [Fact]
