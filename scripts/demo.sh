@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The CI-farm walkthrough (`make demo`): two builders share one server.
-#  1. Builder A plans examples/ci-farm in team/main: nothing is cached. It builds the missing
-#     steps one at a time (a real tar of the selected files for COPY, a stand-in tar for RUN,
-#     since no container engine runs here), pushes each layer and plans again.
-#  2. Builder B, on another checkout of the same commit: every step is CACHED; it pulls a layer.
-#  3. Editing a file .dockerignore hides, or one no COPY selects, changes nothing.
-#  4. Editing internal/greet/greet.go: only the steps from `COPY internal/` on miss.
-#  5. A PR namespace that reads team/main as fallback gets main's hits and writes only to itself.
+# The CI-farm walkthrough (`make demo`): builders share one server and build for real.
+#  1. Builder A builds examples/ci-farm with `layercache build` in team/main: nothing is cached,
+#     every step runs in buildah and its layer goes to the cache.
+#  2. Builder B, on another checkout and a fresh buildah storage root: every step comes from the
+#     cache, nothing runs, and the image is the same (same manifest digest); it runs.
+#  3. Editing a file .dockerignore hides changes nothing.
+#  4. Editing internal/greet/greet.sh: the plan misses from `COPY internal/` on.
+#  5. A PR builder in team/pr-42 (fallback team/main) builds the edit: main's layers up to the
+#     edit, its own builds after, written only to team/pr-42.
 # Each claim is checked; the script exits non-zero if the cache behaves otherwise.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 layercache="$root/bin/layercache"
 [ -x "$layercache" ] || { echo "demo: $layercache is missing; run make build" >&2; exit 1; }
+command -v buildah >/dev/null || { echo "demo: buildah is missing; apt-get install buildah (make test installs it)" >&2; exit 1; }
 work=$(mktemp -d)
 trap '"$root/scripts/server.sh" stop "$work/server"; rm -rf "$work"' EXIT
 
@@ -19,85 +21,68 @@ ports=$("$root/scripts/server.sh" start "$work/server")
 export CACHESERVICE_ADDR="127.0.0.1:${ports%% *}"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
-
-# plan NS CTX [args...] -> the plan as JSON; the human-readable plan goes to the terminal too.
-plan() {
-  local ns=$1 ctx=$2
-  shift 2
-  "$layercache" plan --context "$ctx" --namespace "$ns" "$@" >&2
-  "$layercache" plan --context "$ctx" --namespace "$ns" "$@" --json 2>/dev/null
-}
 field() { node -e "const p=JSON.parse(require('fs').readFileSync(0,'utf8')); $1" ; }
-cached() { field 'console.log(p.cachedSteps)'; }
-total() { field 'console.log(p.steps.length)'; }
+# The outcome of each step as a letter: b built, c from the cache, - config only.
+outcomes() { field 'console.log(p.steps.map(s=>({built:"b",cached:"c",config:"-"})[s.outcome]).join(""))'; }
 first_miss() { field 'const m=p.steps.find(s=>s.status==="miss"); console.log(m ? m.instruction : "")'; }
+storage() { echo --root "$work/$1/root" --runroot "$work/$1/run" --storage-driver vfs; }
 
-# layer CTX INSTRUCTION KEY OUT: what building the step would produce.
-layer() {
-  local ctx=$1 instruction=$2 key=$3 out=$4
-  local -a words
-  read -r -a words <<<"$instruction"
-  if [ "${words[0]}" = COPY ] && [[ $instruction != *--from=* ]]; then
-    grep -v '^#' "$ctx/.dockerignore" >"$work/exclude"
-    tar -C "$ctx" --exclude-from="$work/exclude" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
-      -cf "$out.tar" "${words[@]:1:${#words[@]}-2}"
-  else
-    rm -rf "$work/standin" && mkdir -p "$work/standin"
-    printf 'stand-in output of: %s\nkey: %s\n' "$instruction" "$key" >"$work/standin/layer.txt"
-    tar -C "$work/standin" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "$out.tar" layer.txt
-  fi
-  gzip -nf "$out.tar" && mv "$out.tar.gz" "$out"
-}
-
-# build NS CTX [args...]: plan, build the first miss, push it, until nothing misses.
+# build BUILDER NS CTX [args...]: layercache build as BUILDER (a buildah storage root of its own),
+# tagged demo; the step lines go to the terminal, the JSON result to $work/BUILDER.json.
 build() {
-  local ns=$1 ctx=$2 json miss key instruction pushed=0
-  shift 2
-  while json=$("$layercache" plan --context "$ctx" --namespace "$ns" "$@" --json 2>/dev/null); do
-    miss=$(field 'const m=p.steps.find(s=>s.status==="miss"); if (m) console.log(m.key + "\t" + m.instruction)' <<<"$json")
-    [ -n "$miss" ] || break
-    key=${miss%%$'\t'*} instruction=${miss#*$'\t'}
-    echo "building: $instruction"
-    layer "$ctx" "$instruction" "$key" "$work/layer"
-    "$layercache" push --namespace "$ns" --key "$key" --layer "$work/layer" >/dev/null
-    pushed=$((pushed + 1))
-  done
-  echo "pushed $pushed layers to $ns"
+  local builder=$1 ns=$2 ctx=$3
+  shift 3
+  # shellcheck disable=SC2046
+  "$layercache" build "$ctx" --namespace "$ns" $(storage "$builder") -t demo --json "$@" >"$work/$builder.json"
+  field 'const built=p.steps.filter(s=>s.outcome==="built"); console.log(`${p.steps.length-built.length} of ${p.steps.length} steps from the cache; built ${built.length}; ${p.seconds} s in all`)' <"$work/$builder.json"
+}
+# run BUILDER: runs the image BUILDER built and prints what it says.
+run_image() {
+  local ctr
+  # shellcheck disable=SC2046
+  ctr=$(buildah $(storage "$1") from --pull-never demo)
+  # shellcheck disable=SC2046
+  buildah $(storage "$1") run --isolation chroot "$ctr" -- /app
 }
 
-cp -r "$root/examples/ci-farm" "$work/a"
-cp -r "$root/examples/ci-farm" "$work/b"
+for checkout in a b; do
+  cp -r "$root/examples/ci-farm" "$work/$checkout"
+  mkdir -p "$work/$checkout/tools" && cp "$(command -v busybox)" "$work/$checkout/tools/busybox"
+done
 
-say "1. builder A plans the commit in team/main: nothing cached"
-json=$(plan team/main "$work/a")
-[ "$(cached <<<"$json")" = 0 ] || fail "a fresh cache reported cached steps"
-steps=$(total <<<"$json")
-build team/main "$work/a"
+say "1. builder A builds the commit in team/main: nothing cached, every step runs"
+build builder-a team/main "$work/a"
+[ "$(outcomes <"$work/builder-a.json")" = bbb-bbb-bb- ] || fail "a cold build should run every layer step"
+echo "the image says: $(run_image builder-a)"
 
-say "2. builder B plans the same commit on another checkout: all $steps steps CACHED"
-touch "$work/b"/cmd/app/main.go # a fresh checkout has other mtimes; they do not count
-json=$(plan team/main "$work/b")
-[ "$(cached <<<"$json")" = "$steps" ] || fail "builder B should find all $steps steps cached"
-digest=$(field 'console.log(p.steps.filter(s=>s.layer).at(-1).layer.digest)' <<<"$json")
-"$layercache" pull --namespace team/main --digest "$digest" -o "$work/last-layer.tar.gz"
+say "2. builder B, another checkout and a fresh buildah root: every step from the cache"
+touch "$work/b"/cmd/app/main.sh # a fresh checkout has other mtimes; they do not count
+build builder-b team/main "$work/b"
+[ "$(outcomes <"$work/builder-b.json")" = ccc-ccc-cc- ] || fail "builder B should run nothing"
+digest_a=$(field 'console.log(p.manifestDigest)' <"$work/builder-a.json")
+digest_b=$(field 'console.log(p.manifestDigest)' <"$work/builder-b.json")
+[ "$digest_a" = "$digest_b" ] || fail "builder B's image ($digest_b) should be builder A's ($digest_a)"
+echo "the same image: $digest_b"
+[ "$(run_image builder-b)" = "hello, CI farm dev" ] || fail "builder B's image should run"
 
-say "3. builder B edits the README and a test file (.dockerignore hides both): still all CACHED"
+say "3. builder B edits the README and a test file (.dockerignore hides both): still all cached"
 echo "More docs." >>"$work/b/README.md"
-echo "// more tests" >>"$work/b/internal/greet/greet_test.go"
-json=$(plan team/main "$work/b")
-[ "$(cached <<<"$json")" = "$steps" ] || fail "edits to ignored files must not change keys"
+echo "# more tests" >>"$work/b/internal/greet/greet_test.sh"
+"$layercache" plan --context "$work/b" --namespace team/main
+json=$("$layercache" plan --context "$work/b" --namespace team/main --json)
+[ "$(field 'console.log(p.cachedSteps === p.steps.length)' <<<"$json")" = true ] || fail "edits to ignored files must not change keys"
 
-say "4. builder B edits internal/greet/greet.go: the steps from COPY internal/ on miss"
-sed -i 's/hello, /hi, /' "$work/b/internal/greet/greet.go"
-json=$(plan team/main "$work/b")
+say "4. builder B edits internal/greet/greet.sh: the plan misses from COPY internal/ on"
+sed -i 's/hello, /hi, /' "$work/b/internal/greet/greet.sh"
+json=$("$layercache" plan --context "$work/b" --namespace team/main --json)
+"$layercache" plan --context "$work/b" --namespace team/main
 [ "$(first_miss <<<"$json")" = "COPY internal/ ./internal/" ] || fail "the first miss should be COPY internal/"
-[ "$(cached <<<"$json")" = 4 ] || fail "the four steps before COPY internal/ should stay cached"
 
-say "5. a PR builder in team/pr-42 (fallback team/main) builds the edit: main's hits, its own writes"
-build team/pr-42 "$work/b" --fallback-namespace team/main
-json=$(plan team/pr-42 "$work/b" --fallback-namespace team/main)
-[ "$(cached <<<"$json")" = "$steps" ] || fail "the PR namespace should now have every step"
-json=$(plan team/main "$work/b")
+say "5. a PR builder in team/pr-42 (fallback team/main) builds the edit on a fresh root"
+build builder-pr team/pr-42 "$work/b" --fallback-namespace team/main
+[ "$(outcomes <"$work/builder-pr.json")" = ccc-ccb-bb- ] || fail "the PR build should run exactly the steps from COPY internal/ on"
+[ "$(run_image builder-pr)" = "hi, CI farm dev" ] || fail "the PR's image should say hi"
+json=$("$layercache" plan --context "$work/b" --namespace team/main --json)
 [ "$(first_miss <<<"$json")" = "COPY internal/ ./internal/" ] || fail "team/main must not see the PR's layers"
 echo "team/main still misses at COPY internal/: the PR wrote only to team/pr-42"
 

@@ -53,8 +53,11 @@ public sealed class Buildah(BuildahStorage storage, string executable = "buildah
         }
 
         args.Add(context);
-        return RunAsync(args, output, cancellationToken);
+        return RunAsync(args, line => { if (!IsImageId(line)) output?.Invoke(line); }, cancellationToken);
     }
+
+    // The image id bud prints last, even with --quiet: not the step's output.
+    private static bool IsImageId(string line) => line.Length == 64 && line.All(char.IsAsciiHexDigitLower);
 
     /// <summary>Pulls <paramref name="reference"/> for <paramref name="platform"/> into storage.</summary>
     public Task PullAsync(string reference, string platform, CancellationToken cancellationToken) =>

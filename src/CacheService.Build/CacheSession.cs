@@ -6,6 +6,9 @@ using Wire = CacheService.Api.V1;
 
 namespace CacheService.Build;
 
+/// <summary>A layer the cache holds for a key, and the namespace that holds it (a fallback's, maybe).</summary>
+public sealed record CacheHit(ImageLayer Layer, string Namespace);
+
 /// <summary>
 /// The cache as one build sees it. A cache never breaks a build: an unreachable server turns the
 /// rest of the build into a plain build (one warning), a degraded answer is a miss, and a layer
@@ -20,7 +23,7 @@ public sealed class CacheSession(CacheServiceClient? client, string ns, IReadOnl
     public bool Available => _client is not null;
 
     /// <summary>The layer cached under <paramref name="key"/>, or null on a miss (or without a cache).</summary>
-    public async Task<ImageLayer?> LookupAsync(Digest key, CancellationToken cancellationToken)
+    public async Task<CacheHit?> LookupAsync(Digest key, CancellationToken cancellationToken)
     {
         var response = await CallAsync(c => c.LookupAsync(ns, key, fallbacks, cancellationToken), "look up a step", cancellationToken);
         if (response is { Degraded: true } && !_warnedDegraded)
@@ -30,18 +33,19 @@ public sealed class CacheSession(CacheServiceClient? client, string ns, IReadOnl
         }
 
         return response is { Hit: true, Layer: { } layer }
-            ? new ImageLayer(Digest.Parse(layer.Digest, "digest"), Digest.Parse(layer.DiffId, "diff_id"), layer.Size, layer.MediaType)
+            ? new CacheHit(new ImageLayer(Digest.Parse(layer.Digest, "digest"), Digest.Parse(layer.DiffId, "diff_id"), layer.Size, layer.MediaType), response.Namespace)
             : null;
     }
 
     /// <summary>
-    /// Downloads <paramref name="layer"/> into <paramref name="layout"/>, checking its digest and
-    /// its diff id; false (and nothing left behind) when it cannot be had intact.
+    /// Downloads the layer of <paramref name="hit"/> into <paramref name="layout"/>, checking its
+    /// digest and its diff id; false (and nothing left behind) when it cannot be had intact.
     /// </summary>
-    public async Task<bool> DownloadAsync(ImageLayer layer, OciLayout layout, CancellationToken cancellationToken)
+    public async Task<bool> DownloadAsync(CacheHit hit, OciLayout layout, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentNullException.ThrowIfNull(hit);
         ArgumentNullException.ThrowIfNull(layout);
+        var layer = hit.Layer;
         var path = layout.BlobPath(layer.Digest);
         if (File.Exists(path))
         {
@@ -54,7 +58,7 @@ public sealed class CacheSession(CacheServiceClient? client, string ns, IReadOnl
             await using (var file = File.Create(partial))
             {
                 var fetched = await CallAsync(
-                    async c => (object)await c.DownloadAsync(ns, layer.Digest, file, progress: new Progress(progress, "pull", layer.Size), cancellationToken: cancellationToken),
+                    async c => (object)await c.DownloadAsync(hit.Namespace, layer.Digest, file, progress: new Progress(progress, "pull", layer.Size), cancellationToken: cancellationToken),
                     "download a layer", cancellationToken);
                 if (fetched is null)
                 {

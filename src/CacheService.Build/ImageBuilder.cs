@@ -91,7 +91,7 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
                 StepOutcome outcome;
                 if (cached is not null && await owner._cache.DownloadAsync(cached, layout, cancellationToken))
                 {
-                    (layer, outcome) = (cached, StepOutcome.Cached);
+                    (layer, outcome) = (cached.Layer, StepOutcome.Cached);
                 }
                 else
                 {

@@ -1,6 +1,0 @@
-package greet
-
-// Hello greets name.
-func Hello(name string) string {
-	return "hello, " + name
-}

@@ -1,0 +1,2 @@
+# hello NAME: greets NAME.
+hello() { echo "hello, $1"; }
