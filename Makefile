@@ -6,7 +6,7 @@ HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
 
-.PHONY: build run test demo pack lint clean deps services bench bench-distributed bench-registry
+.PHONY: build run test demo pack lint clean deps services bench bench-distributed bench-registry bench-build
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -54,6 +54,12 @@ bench-distributed: services build
 bench-registry: services build
 	command -v docker-registry >/dev/null || apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
 	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) --no-build -- registry
+
+# One Dockerfile built cold, warm on a fresh root and after an edit: layercache build (embedded,
+# Redis + Ceph RGW) against buildah --layers with its cache in docker-registry, medians of 3 rounds.
+bench-build: services build
+	command -v docker-registry >/dev/null || apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+	dotnet run --project bench/CacheService.Bench -c $(CONFIGURATION) --no-build -- build
 
 lint: deps
 	dotnet format CacheService.sln --verify-no-changes --verbosity quiet

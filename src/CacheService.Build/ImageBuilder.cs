@@ -151,9 +151,10 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
             return built.Layers[^1];
         }
 
-        // The stage's final settings: its config-only instructions applied by buildah to the image.
+        // The stage's final settings: its config-only instructions applied by buildah to the image's
+        // settings. Settings do not depend on files, so buildah gets none to unpack.
         private async Task<System.Text.Json.Nodes.JsonObject> SettingsAsync(PlannedStage stage, OciImage image, CancellationToken cancellationToken) =>
-            (await BudAsync(stage, image, stage.Steps.Count, null, $"settings-{stage.Index}", cancellationToken)).Config;
+            (await BudAsync(stage, image.WithoutLayers(), stage.Steps.Count, null, $"settings-{stage.Index}", cancellationToken)).Config;
 
         // One `buildah bud` of a StepDockerfile on `image`; returns what it made, as pushed to the layout.
         private async Task<OciImage> BudAsync(PlannedStage stage, OciImage image, int until, PlannedStep? step, string name, CancellationToken cancellationToken)

@@ -46,6 +46,15 @@ public sealed record OciImage(IReadOnlyList<ImageLayer> Layers, JsonObject Confi
         return new OciImage([.. Layers, layer], config);
     }
 
+    /// <summary>This image's settings with no layers: enough for buildah to apply config-only instructions to, at no cost in files.</summary>
+    public OciImage WithoutLayers()
+    {
+        var config = (JsonObject)Config.DeepClone();
+        config["rootfs"] = new JsonObject { ["type"] = "layers", ["diff_ids"] = new JsonArray() };
+        config.Remove("history");
+        return new OciImage([], config);
+    }
+
     /// <summary>This image's layers with the runtime settings (<c>config.config</c>) of <paramref name="settings"/>.</summary>
     public OciImage WithSettingsOf(JsonObject settings)
     {
