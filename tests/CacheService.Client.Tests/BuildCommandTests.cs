@@ -154,6 +154,12 @@ public sealed class BuildCommandTests : IAsyncLifetime
             COPY --from=gen --chown=1000:1000 /out/fixed.txt ./fixed.txt
             COPY --chmod=600 app.txt ./app.txt
             RUN --mount=type=bind,from=gen,source=/out,target=/mnt cat /mnt/fixed.txt > ./mounted.txt
+            SHELL ["/bin/sh", "-ec"]
+            RUN echo "shell $0" > ./shell.txt
+            EXPOSE 8080/tcp 9090
+            VOLUME /data
+            STOPSIGNAL SIGTERM
+            ENV MODE=release PATH=/opt/bin:$PATH
             ENTRYPOINT ["/bin/sh", "-c"]
             CMD ["cat fixed.txt"]
             """);
@@ -173,11 +179,19 @@ public sealed class BuildCommandTests : IAsyncLifetime
         var built = await ImageTrees.ReadAsync(b.Image, "latest");
         Assert.Equal(expected.Keys, built.Keys);
         Assert.All(expected, e => Assert.Equal(e.Value, built[e.Key]));
-        var expectedConfig = (await ImageTrees.ConfigAsync(Path.Combine(reference, "image"), "latest")).GetProperty("config").GetRawText();
-        Assert.Equal(expectedConfig, (await ImageTrees.ConfigAsync(b.Image, "latest")).GetProperty("config").GetRawText());
+        // Env is compared as a set: buildah itself orders it one way after FROM scratch and the other
+        // after FROM <stage> (a stage's default PATH comes first or last), and no name repeats.
+        var expectedConfig = Settings(await ImageTrees.ConfigAsync(Path.Combine(reference, "image"), "latest"));
+        Assert.Equal(expectedConfig, Settings(await ImageTrees.ConfigAsync(b.Image, "latest")));
+        Assert.Contains("\"StopSignal\":\"SIGTERM\"", expectedConfig, StringComparison.Ordinal); // the settings under test are there
         Assert.Equal("fixed\n", await b.FileAsync("/home/app/mounted.txt"));
         Assert.Equal(1000, built["/home/app/fixed.txt"].Uid);
         Assert.Equal(0x180, built["/home/app/app.txt"].Mode); // 600
+        Assert.Equal("shell /bin/sh\n", await b.FileAsync("/home/app/shell.txt"));
+
+        var gen = await BuildOk("target", "--target", "gen");
+        Assert.Equal(["cached", "cached", "cached"], gen.Outcomes); // the base stage and gen, nothing of the last stage
+        Assert.Equal("fixed\n", await gen.FileAsync("/out/fixed.txt"));
     }
 
     [Fact]
@@ -274,6 +288,17 @@ public sealed class BuildCommandTests : IAsyncLifetime
         Assert.All(Enumerable.Range(0, 3), i => Assert.Contains(c.Layers[i], both.Select(b => b.Layers[i])));
         var winner = both.First(b => b.Layers[2] == c.Layers[2]);
         Assert.Equal(await winner.FileAsync("/random.txt"), await c.FileAsync("/random.txt"));
+    }
+
+    private static string Settings(JsonElement config)
+    {
+        var settings = System.Text.Json.Nodes.JsonNode.Parse(config.GetProperty("config").GetRawText())!.AsObject();
+        if (settings["Env"] is System.Text.Json.Nodes.JsonArray env)
+        {
+            settings["Env"] = new System.Text.Json.Nodes.JsonArray([.. env.Select(e => (string)e!).Order(StringComparer.Ordinal).Select(e => (System.Text.Json.Nodes.JsonNode)e)]);
+        }
+
+        return settings.ToJsonString();
     }
 
     private async Task WaitForEntriesAsync(long entries)
