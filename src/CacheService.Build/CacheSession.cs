@@ -16,7 +16,7 @@ public sealed record CacheHit(ImageLayer Layer, string Namespace);
 /// </summary>
 public sealed class CacheSession(CacheServiceClient? client, string ns, IReadOnlyList<string> fallbacks, IBuildProgress progress)
 {
-    private CacheServiceClient? _client = client;
+    private volatile CacheServiceClient? _client = client; // cleared by whichever call finds the server gone
     private bool _warnedDegraded;
 
     /// <summary>False once the server could not be reached (or when there was none to begin with).</summary>
@@ -87,14 +87,18 @@ public sealed class CacheSession(CacheServiceClient? client, string ns, IReadOnl
         }
     }
 
-    /// <summary>Uploads a built layer and commits it under the step's key, with the key's inputs; a failure is a warning.</summary>
+    /// <summary>
+    /// Uploads a built layer and commits it under the step's key, with the key's inputs; a failure
+    /// is a warning. Safe to run beside the build's next steps (it draws no progress bar).
+    /// </summary>
     public async Task PublishAsync(ImageLayer layer, string blob, StepKeyInput inputs, Digest key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentNullException.ThrowIfNull(inputs);
+        await Task.Yield(); // the caller goes on with its next step at once
         await using var content = File.OpenRead(blob);
         var uploaded = await CallAsync(
-            c => c.UploadAsync(ns, content, layer.Digest, layer.Size, layer.MediaType, new Progress(progress, "push", layer.Size), cancellationToken),
+            c => c.UploadAsync(ns, content, layer.Digest, layer.Size, layer.MediaType, cancellationToken: cancellationToken),
             "upload a layer", cancellationToken);
         if (uploaded is null)
         {

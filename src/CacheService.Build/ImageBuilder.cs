@@ -40,19 +40,25 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
         ArgumentNullException.ThrowIfNull(context);
         var started = _time.GetTimestamp();
         var run = new Run(this, dockerfile, context, settings, new OciLayout(Path.Combine(workDirectory, "layout")), workDirectory);
+        var target = plan.Stages[^1];
+
+        // Only the target's settings and those of stages others start FROM are ever read; a stage
+        // that is only copied or mounted from needs its files alone.
+        var settled = plan.Stages.Select(s => s.Base.Stage).OfType<int>().Append(target.Index).ToHashSet();
         try
         {
             foreach (var stage in plan.Stages)
             {
-                await run.BuildStageAsync(stage, cancellationToken);
+                await run.BuildStageAsync(stage, settled.Contains(stage.Index), cancellationToken);
             }
 
-            var target = plan.Stages[^1];
+            await run.PublishedAsync();
             var digest = run.Layout.WriteImage(ImageName, run.Layout.ReadImage(Run.FinalName(target.Index)));
             return new BuildResult(run.Reports, run.Layout, digest, _time.GetElapsedTime(started));
         }
         finally
         {
+            await run.PublishedAsync(); // a failed step keeps what the steps before it built
             await _buildah.RemoveImagesAsync(run.StoredImages);
         }
     }
@@ -61,6 +67,7 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
     private sealed class Run(ImageBuilder owner, ParsedDockerfile dockerfile, BuildContext context, BuildSettings settings, OciLayout layout, string workDirectory)
     {
         private readonly Dictionary<int, Digest> _finalStates = [];
+        private readonly List<Task> _publishing = [];
 
         public OciLayout Layout => layout;
 
@@ -70,7 +77,20 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
 
         public static string FinalName(int stage) => $"stage-{stage}";
 
-        public async Task BuildStageAsync(PlannedStage stage, CancellationToken cancellationToken)
+        // Uploads and commits run beside the next steps; a build waits for them before it ends.
+        public async Task PublishedAsync()
+        {
+            try
+            {
+                await Task.WhenAll(_publishing);
+            }
+            catch (OperationCanceledException)
+            {
+                // cancelled with the build: nothing half-committed, the server drops partial uploads
+            }
+        }
+
+        public async Task BuildStageAsync(PlannedStage stage, bool settled, CancellationToken cancellationToken)
         {
             var (image, state) = await BaseAsync(stage, cancellationToken);
             foreach (var step in stage.Steps)
@@ -96,7 +116,7 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
                 else
                 {
                     layer = await RunStepAsync(stage, step, image, cancellationToken);
-                    await owner._cache.PublishAsync(layer, layout.BlobPath(layer.Digest), inputs, key.Key, cancellationToken);
+                    _publishing.Add(owner._cache.PublishAsync(layer, layout.BlobPath(layer.Digest), inputs, key.Key, cancellationToken));
                     outcome = StepOutcome.Built;
                 }
 
@@ -105,7 +125,11 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
                 Report(stage, step, outcome, key.Key, layer, started);
             }
 
-            image = image.WithSettingsOf(await SettingsAsync(stage, image, cancellationToken));
+            if (settled)
+            {
+                image = image.WithSettingsOf(await SettingsAsync(stage, image, cancellationToken));
+            }
+
             layout.WriteImage(FinalName(stage.Index), image);
             _finalStates[stage.Index] = state;
         }
