@@ -35,9 +35,6 @@ public sealed record BuildResult(IReadOnlyList<StepReport> Steps, OciLayout Layo
 /// <summary>What a build tells its user while it runs.</summary>
 public interface IBuildProgress
 {
-    /// <summary>A step is about to be looked up, downloaded or run.</summary>
-    void StepStarting(PlannedStage stage, PlannedStep planned);
-
     /// <summary>A step is done.</summary>
     void StepDone(StepReport report);
 

@@ -19,9 +19,6 @@ public sealed class CacheSession(CacheServiceClient? client, string ns, IReadOnl
     private volatile CacheServiceClient? _client = client; // cleared by whichever call finds the server gone
     private bool _warnedDegraded;
 
-    /// <summary>False once the server could not be reached (or when there was none to begin with).</summary>
-    public bool Available => _client is not null;
-
     /// <summary>The layer cached under <paramref name="key"/>, or null on a miss (or without a cache).</summary>
     public async Task<CacheHit?> LookupAsync(Digest key, CancellationToken cancellationToken)
     {

@@ -95,7 +95,6 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
             var (image, state) = await BaseAsync(stage, cancellationToken);
             foreach (var step in stage.Steps)
             {
-                owner._progress.StepStarting(stage, step);
                 var started = owner._time.GetTimestamp();
                 var inputs = new StepKeyInput(state, stage.Platform, step.Instruction, step.Args, step.SourcesDigest(s => _finalStates[s]));
                 var key = CacheKeyV1.Compute(inputs);

@@ -1,7 +1,6 @@
 using System.Formats.Tar;
 using System.Text.Json;
 using CacheService.Build;
-using CacheService.Dockerfile;
 
 namespace CacheService.Cli;
 
@@ -165,10 +164,6 @@ internal static class BuildCommand
     private sealed class ConsoleProgress(CliConsole console, TextWriter lines) : IBuildProgress
     {
         private bool _barShown;
-
-        public void StepStarting(PlannedStage stage, PlannedStep planned)
-        {
-        }
 
         public void StepDone(StepReport report)
         {
