@@ -45,7 +45,7 @@ public static class StepDockerfile
             text.Append("FROM ").Append(stageImages[i] ?? "scratch").Append(" AS ").Append(StageName(dockerfile, i)).Append('\n');
         }
 
-        text.Append("FROM ").Append(from).Append(" AS ").Append(stage.Name).Append('\n');
+        text.Append("FROM ").Append(from).Append(" AS ").Append(StageName(dockerfile, stage.Index)).Append('\n');
         foreach (var earlier in stage.Steps.Take(until).Where(s => !IsLayerStep(s)))
         {
             text.Append(earlier.Node.KeyText).Append('\n');
