@@ -39,21 +39,18 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(context);
         var started = _time.GetTimestamp();
-        var run = new Run(this, dockerfile, context, settings, new OciLayout(Path.Combine(workDirectory, "layout")), workDirectory);
-        var target = plan.Stages[^1];
-
-        // Only the target's settings and those of stages others start FROM are ever read; a stage
-        // that is only copied or mounted from needs its files alone.
-        var settled = plan.Stages.Select(s => s.Base.Stage).OfType<int>().Append(target.Index).ToHashSet();
+        var run = new Run(this, dockerfile, plan, context, settings, new OciLayout(Path.Combine(workDirectory, "layout")), workDirectory);
         try
         {
             foreach (var stage in plan.Stages)
             {
-                await run.BuildStageAsync(stage, settled.Contains(stage.Index), cancellationToken);
+                await run.BuildStageAsync(stage, cancellationToken);
             }
 
+            var target = plan.Stages[^1];
+            var image = run.Layout.ReadImage(Run.FinalName(target.Index)).WithSettingsOf(await run.SettingsAsync(target.Index, cancellationToken));
             await run.PublishedAsync();
-            var digest = run.Layout.WriteImage(ImageName, run.Layout.ReadImage(Run.FinalName(target.Index)));
+            var digest = run.Layout.WriteImage(ImageName, image);
             return new BuildResult(run.Reports, run.Layout, digest, _time.GetElapsedTime(started));
         }
         finally
@@ -63,10 +60,16 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
         }
     }
 
-    /// <summary>The state of one build: the layout, each stage's final state, and what to clean up.</summary>
-    private sealed class Run(ImageBuilder owner, ParsedDockerfile dockerfile, BuildContext context, BuildSettings settings, OciLayout layout, string workDirectory)
+    /// <summary>
+    /// The state of one build: the layout, each stage's final state, what to clean up. A stage's
+    /// final image in the layout has its files and the settings of its base; its own settings are
+    /// computed only when read: for the target, and for a stage whose dependent runs a step.
+    /// </summary>
+    private sealed class Run(ImageBuilder owner, ParsedDockerfile dockerfile, BuildPlan plan, BuildContext context, BuildSettings settings, OciLayout layout, string workDirectory)
     {
         private readonly Dictionary<int, Digest> _finalStates = [];
+        private readonly Dictionary<int, System.Text.Json.Nodes.JsonObject> _settings = [];
+        private readonly Dictionary<int, OciImage> _bases = [];
         private readonly List<Task> _publishing = [];
 
         public OciLayout Layout => layout;
@@ -90,9 +93,10 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
             }
         }
 
-        public async Task BuildStageAsync(PlannedStage stage, bool settled, CancellationToken cancellationToken)
+        public async Task BuildStageAsync(PlannedStage stage, CancellationToken cancellationToken)
         {
             var (image, state) = await BaseAsync(stage, cancellationToken);
+            var unsettled = stage.Base.Stage; // a step that runs needs that stage's settings first
             foreach (var step in stage.Steps)
             {
                 var started = owner._time.GetTimestamp();
@@ -114,6 +118,12 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
                 }
                 else
                 {
+                    if (unsettled is { } parent)
+                    {
+                        image = image.WithSettingsOf(await SettingsAsync(parent, cancellationToken));
+                        unsettled = null;
+                    }
+
                     layer = await RunStepAsync(stage, step, image, cancellationToken);
                     _publishing.Add(owner._cache.PublishAsync(layer, layout.BlobPath(layer.Digest), inputs, key.Key, cancellationToken));
                     outcome = StepOutcome.Built;
@@ -124,13 +134,30 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
                 Report(stage, step, outcome, key.Key, layer, started);
             }
 
-            if (settled)
-            {
-                image = image.WithSettingsOf(await SettingsAsync(stage, image, cancellationToken));
-            }
-
             layout.WriteImage(FinalName(stage.Index), image);
             _finalStates[stage.Index] = state;
+        }
+
+        // A stage's final settings: buildah applies the config-only instructions of the stage and
+        // of the stages it starts FROM, in one Dockerfile, to the first one's base settings alone
+        // (settings do not depend on files, so buildah unpacks none).
+        public async Task<System.Text.Json.Nodes.JsonObject> SettingsAsync(int index, CancellationToken cancellationToken)
+        {
+            if (_settings.TryGetValue(index, out var known))
+            {
+                return known;
+            }
+
+            var chain = new List<PlannedStage> { plan.Stages.Single(s => s.Index == index) };
+            while (chain[0].Base.Stage is { } parent)
+            {
+                chain.Insert(0, plan.Stages.Single(s => s.Index == parent));
+            }
+
+            var name = $"settings-{index}";
+            layout.WriteImage(name + "-from", _bases[chain[0].Index].WithoutLayers());
+            var text = StepDockerfile.Settings(dockerfile, chain, layout.Reference(name + "-from"));
+            return _settings[index] = (await BudAsync(text, name, chain[^1].Platform, null, cancellationToken)).Config;
         }
 
         // The image and state below the stage's first step.
@@ -144,22 +171,31 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
             var state = stage.Base.State!.Value;
             if (stage.From.Equals("scratch", StringComparison.OrdinalIgnoreCase))
             {
-                return (OciImage.Scratch(stage.Platform), state);
+                _bases[stage.Index] = OciImage.Scratch(stage.Platform);
+            }
+            else
+            {
+                var name = $"base-{stage.Index}";
+                await owner._buildah.PullAsync(stage.From, stage.Platform, cancellationToken);
+                await owner._buildah.PushAsync(stage.From, layout.Reference(name), cancellationToken);
+                _bases[stage.Index] = layout.ReadImage(name);
             }
 
-            var name = $"base-{stage.Index}";
-            await owner._buildah.PullAsync(stage.From, stage.Platform, cancellationToken);
-            await owner._buildah.PushAsync(stage.From, layout.Reference(name), cancellationToken);
-            return (layout.ReadImage(name), state);
+            return (_bases[stage.Index], state);
         }
 
         // Runs one step in buildah on the image built so far; returns the one layer it added.
         private async Task<ImageLayer> RunStepAsync(PlannedStage stage, PlannedStep step, OciImage image, CancellationToken cancellationToken)
         {
+            var name = $"step-{stage.Index}-{step.Index}";
+            layout.WriteImage(name + "-from", image);
+            var stageImages = Enumerable.Range(0, stage.Index)
+                .Select(i => _finalStates.ContainsKey(i) ? layout.Reference(FinalName(i)) : null).ToList();
+            var text = StepDockerfile.Write(dockerfile, stageImages, stage, layout.Reference(name + "-from"), step.Index, step);
             OciImage built;
             try
             {
-                built = await BudAsync(stage, image, step.Index, step, $"step-{stage.Index}-{step.Index}", cancellationToken);
+                built = await BudAsync(text, name, stage.Platform, owner._progress.StepOutput, cancellationToken);
             }
             catch (BuildahException e)
             {
@@ -174,22 +210,14 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
             return built.Layers[^1];
         }
 
-        // The stage's final settings: its config-only instructions applied by buildah to the image's
-        // settings. Settings do not depend on files, so buildah gets none to unpack.
-        private async Task<System.Text.Json.Nodes.JsonObject> SettingsAsync(PlannedStage stage, OciImage image, CancellationToken cancellationToken) =>
-            (await BudAsync(stage, image.WithoutLayers(), stage.Steps.Count, null, $"settings-{stage.Index}", cancellationToken)).Config;
-
-        // One `buildah bud` of a StepDockerfile on `image`; returns what it made, as pushed to the layout.
-        private async Task<OciImage> BudAsync(PlannedStage stage, OciImage image, int until, PlannedStep? step, string name, CancellationToken cancellationToken)
+        // One `buildah bud` of `text`; returns what it made, as pushed to the layout under `name`.
+        private async Task<OciImage> BudAsync(string text, string name, string platform, Action<string>? output, CancellationToken cancellationToken)
         {
-            layout.WriteImage(name + "-from", image);
-            var stageImages = Enumerable.Range(0, stage.Index)
-                .Select(i => _finalStates.ContainsKey(i) ? layout.Reference(FinalName(i)) : null).ToList();
             var file = Path.Combine(workDirectory, name + ".Dockerfile");
-            await File.WriteAllTextAsync(file, StepDockerfile.Write(dockerfile, stageImages, stage, layout.Reference(name + "-from"), until, step), cancellationToken);
+            await File.WriteAllTextAsync(file, text, cancellationToken);
             var tag = $"localhost/layercache-build-{owner._buildId}:{name}";
             StoredImages.Add(tag);
-            await owner._buildah.BudAsync(file, context.Root, tag, stage.Platform, settings.BuildArgs, step is null ? null : owner._progress.StepOutput, cancellationToken);
+            await owner._buildah.BudAsync(file, context.Root, tag, platform, settings.BuildArgs, output, cancellationToken);
             await owner._buildah.PushAsync(tag, layout.Reference(name), cancellationToken);
             return layout.ReadImage(name);
         }

@@ -12,23 +12,56 @@ namespace CacheService.Build;
 /// by name or by index.
 /// </summary>
 /// <remarks>
-/// The same shape without a step computes an image's final settings: buildah applies every
-/// config-only instruction as it would, and only its config is kept.
+/// <see cref="Settings"/> writes the Dockerfile that computes a stage's final settings: the stage
+/// and the stages it starts FROM, each with only its config-only instructions, on no files at all.
+/// buildah applies them exactly as in a whole build, and only the config is kept.
 /// </remarks>
 public static class StepDockerfile
 {
-    /// <summary>The Dockerfile text.</summary>
+    /// <summary>The Dockerfile of one step.</summary>
     /// <param name="dockerfile">The parsed Dockerfile: its escape character and global ARGs are kept.</param>
     /// <param name="stageImages">For each stage before this one, the reference of its finished image, or null when the build does not need it.</param>
     /// <param name="stage">The stage the step belongs to.</param>
     /// <param name="from">The reference of the image built so far in the stage.</param>
     /// <param name="until">How many of the stage's steps come before the step (their config-only instructions are replayed).</param>
-    /// <param name="step">The step to run, or null to replay config only.</param>
-    public static string Write(ParsedDockerfile dockerfile, IReadOnlyList<string?> stageImages, PlannedStage stage, string from, int until, PlannedStep? step)
+    /// <param name="step">The step to run.</param>
+    public static string Write(ParsedDockerfile dockerfile, IReadOnlyList<string?> stageImages, PlannedStage stage, string from, int until, PlannedStep step)
     {
-        ArgumentNullException.ThrowIfNull(dockerfile);
         ArgumentNullException.ThrowIfNull(stageImages);
         ArgumentNullException.ThrowIfNull(stage);
+        ArgumentNullException.ThrowIfNull(step);
+        var text = Preamble(dockerfile);
+        for (var i = 0; i < stageImages.Count; i++)
+        {
+            text.Append("FROM ").Append(stageImages[i] ?? "scratch").Append(" AS ").Append(StageName(dockerfile, i)).Append('\n');
+        }
+
+        text.Append("FROM ").Append(from).Append(" AS ").Append(StageName(dockerfile, stage.Index)).Append('\n');
+        AppendConfig(text, stage, until);
+        return text.Append(step.Node.KeyText).Append('\n').ToString();
+    }
+
+    /// <summary>The Dockerfile of a stage's final settings.</summary>
+    /// <param name="dockerfile">The parsed Dockerfile: its escape character and global ARGs are kept.</param>
+    /// <param name="chain">The stage last, after the stages it starts FROM, the one on an image first.</param>
+    /// <param name="from">The reference of the first stage's base image (its settings, no layers).</param>
+    public static string Settings(ParsedDockerfile dockerfile, IReadOnlyList<PlannedStage> chain, string from)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        var text = Preamble(dockerfile);
+        for (var i = 0; i < chain.Count; i++)
+        {
+            var parent = i == 0 ? from : StageName(dockerfile, chain[i - 1].Index);
+            text.Append("FROM ").Append(parent).Append(" AS ").Append(StageName(dockerfile, chain[i].Index)).Append('\n');
+            AppendConfig(text, chain[i], chain[i].Steps.Count);
+        }
+
+        return text.ToString();
+    }
+
+    private static StringBuilder Preamble(ParsedDockerfile dockerfile)
+    {
+        ArgumentNullException.ThrowIfNull(dockerfile);
         var text = new StringBuilder();
         if (dockerfile.Escape != '\\')
         {
@@ -40,23 +73,15 @@ public static class StepDockerfile
             text.Append(global.KeyText).Append('\n');
         }
 
-        for (var i = 0; i < stageImages.Count; i++)
-        {
-            text.Append("FROM ").Append(stageImages[i] ?? "scratch").Append(" AS ").Append(StageName(dockerfile, i)).Append('\n');
-        }
+        return text;
+    }
 
-        text.Append("FROM ").Append(from).Append(" AS ").Append(StageName(dockerfile, stage.Index)).Append('\n');
+    private static void AppendConfig(StringBuilder text, PlannedStage stage, int until)
+    {
         foreach (var earlier in stage.Steps.Take(until).Where(s => !IsLayerStep(s)))
         {
             text.Append(earlier.Node.KeyText).Append('\n');
         }
-
-        if (step is not null)
-        {
-            text.Append(step.Node.KeyText).Append('\n');
-        }
-
-        return text.ToString();
     }
 
     /// <summary>True for the steps that make a layer: RUN, COPY and ADD.</summary>

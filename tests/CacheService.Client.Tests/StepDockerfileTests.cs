@@ -49,10 +49,10 @@ public sealed class StepDockerfileTests : IDisposable
     }
 
     [Fact]
-    public void Without_a_step_it_replays_every_config_instruction_of_the_stage_to_get_its_settings()
+    public void A_stages_settings_replay_the_config_of_it_and_of_the_stages_it_starts_from_on_the_first_ones_base()
     {
-        var (dockerfile, plan) = Plan("FROM scratch\nRUN x\nLABEL a=b\nCMD [\"y\"]\n");
-        var text = StepDockerfile.Write(dockerfile, [], plan.Stages[0], "oci:/l:s", plan.Stages[0].Steps.Count, null);
-        Assert.Equal("FROM oci:/l:s AS layercache-stage-0\nLABEL a=b\nCMD [\"y\"]\n", text);
+        var (dockerfile, plan) = Plan("FROM scratch AS a\nENV X=1\nRUN x\nFROM a\nLABEL l=1\nRUN y\nCMD [\"z\"]\n");
+        var text = StepDockerfile.Settings(dockerfile, plan.Stages, "oci:/l:s");
+        Assert.Equal("FROM oci:/l:s AS a\nENV X=1\nFROM a AS layercache-stage-1\nLABEL l=1\nCMD [\"z\"]\n", text);
     }
 }
