@@ -53,7 +53,14 @@ public sealed class Buildah(BuildahStorage storage, string executable = "buildah
         }
 
         args.Add(context);
-        return RunAsync(args, line => { if (!IsImageId(line)) output?.Invoke(line); }, cancellationToken);
+        Action<string>? stepOutput = output is null ? null : line =>
+        {
+            if (!IsImageId(line))
+            {
+                output(line);
+            }
+        };
+        return RunAsync(args, stepOutput, cancellationToken);
     }
 
     // The image id bud prints last, even with --quiet: not the step's output.
