@@ -56,6 +56,9 @@ internal static class LayercacheCli
         ["stats"] = new("stats [--json]",
             "Hit rate and storage of the namespace.",
             ServerOptions, ["--json"], AdminCommands.StatsAsync),
+        ["token"] = new("token (create --name NAME --scope SCOPE... | list | revoke --name NAME) --tokens-file PATH",
+            "Edit a tokens file offline: SCOPE is read:PATTERN, write:PATTERN or admin (PATTERN a namespace, team/* or *).",
+            ["--tokens-file", "--name", "--scope"], [], TokenCommands.RunAsync, Positionals: 1),
         ["delete"] = new("delete --key KEY...",
             "Drop keys from the namespace.",
             [.. ServerOptions, "--key"], [], AdminCommands.DeleteAsync),
@@ -133,7 +136,7 @@ internal static class LayercacheCli
         RpcException { StatusCode: StatusCode.Unavailable } rpc => $"cannot reach the server ({rpc.Status.Detail}); is it running (make run) and is --server right?",
         RpcException { StatusCode: StatusCode.DeadlineExceeded } => "the server did not answer in time",
         RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
-        InvalidFieldException or DockerfileSyntaxException => e.Message,
+        InvalidFieldException or DockerfileSyntaxException or InvalidDataException => e.Message,
         IOException or UnauthorizedAccessException => e.Message,
         _ => null,
     };
