@@ -255,6 +255,20 @@ public sealed class BuildCommandTests : IAsyncLifetime
         Assert.Equal(2, (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/main" })).Entries); // the two steps before it, nothing half-committed
     }
 
+    [Theory]
+    [InlineData("--output", "nowhere")]
+    [InlineData("--output", "docker:x")]
+    [InlineData("--output", "oci:")]
+    [InlineData("--tls-verify", "maybe")]
+    public async Task A_garbage_output_or_tls_setting_is_a_usage_error_before_anything_runs(string option, string value)
+    {
+        await Dockerfile(Busybox);
+        var build = await BuildAs("a", option, value);
+        Assert.Equal(2, build.Exit);
+        Assert.Contains(option, build.Error, StringComparison.Ordinal);
+        Assert.Equal(0, (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "team/main" })).Lookups);
+    }
+
     [Fact]
     public async Task Cancelling_a_build_stops_the_running_step_at_once_and_commits_nothing_for_it()
     {
