@@ -14,7 +14,7 @@ namespace CacheService.Cli;
 internal sealed record CliConsole(TextWriter Out, TextWriter Error, bool IsTerminal, Func<string, string?> Environment, TimeProvider Time);
 
 /// <summary>The options every command that talks to the server shares.</summary>
-internal sealed record ServerTarget(Uri Address, string Namespace, IReadOnlyList<string> Fallbacks);
+internal sealed record ServerTarget(Uri Address, string Namespace, IReadOnlyList<string> Fallbacks, string? Token = null);
 
 /// <summary>
 /// The <c>layercache</c> command line. Exit codes: 0 done, 1 the command failed (the message
@@ -28,7 +28,7 @@ internal static class LayercacheCli
 
     public const string DefaultServer = "http://127.0.0.1:50051";
 
-    private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace"];
+    private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace", "--token"];
     private static readonly string[] PlanOptions = ["--file", "--context", "--target", "--build-arg", "--platform", "--base"];
     private static readonly string[] BuildahOptions = ["--tag", "--output", "--root", "--runroot", "--storage-driver", "--tls-verify"];
     private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal) { ["-f"] = "--file", ["-o"] = "--output", ["-t"] = "--tag", ["-h"] = "--help" };
@@ -106,7 +106,7 @@ internal static class LayercacheCli
         }
     }
 
-    /// <summary>Reads --server, --namespace and --fallback-namespace, with their environment defaults.</summary>
+    /// <summary>Reads --server, --namespace, --fallback-namespace and --token, with their environment defaults.</summary>
     public static ServerTarget Target(Arguments args, CliConsole console)
     {
         var server = args.Value("--server") ?? console.Environment("CACHESERVICE_ADDR") ?? DefaultServer;
@@ -121,10 +121,11 @@ internal static class LayercacheCli
         }
 
         var ns = args.Value("--namespace") ?? console.Environment("CACHESERVICE_NAMESPACE") ?? "default";
-        return new ServerTarget(address, ns, args.Values("--fallback-namespace"));
+        var token = args.Value("--token") ?? console.Environment("CACHESERVICE_TOKEN");
+        return new ServerTarget(address, ns, args.Values("--fallback-namespace"), string.IsNullOrEmpty(token) ? null : token);
     }
 
-    public static CacheServiceClient Connect(ServerTarget target) => new(new CacheServiceClientOptions { Address = target.Address });
+    public static CacheServiceClient Connect(ServerTarget target) => new(new CacheServiceClientOptions { Address = target.Address, Token = target.Token });
 
     /// <summary>Parses a digest option, as a usage error when it is malformed.</summary>
     public static Digest DigestOption(Arguments args, string name) =>
@@ -135,6 +136,8 @@ internal static class LayercacheCli
     {
         RpcException { StatusCode: StatusCode.Unavailable } rpc => $"cannot reach the server ({rpc.Status.Detail}); is it running (make run) and is --server right?",
         RpcException { StatusCode: StatusCode.DeadlineExceeded } => "the server did not answer in time",
+        RpcException { StatusCode: StatusCode.Unauthenticated } rpc => $"the server wants a token ({rpc.Status.Detail}); pass --token or set CACHESERVICE_TOKEN",
+        RpcException { StatusCode: StatusCode.PermissionDenied } rpc => $"not allowed: {rpc.Status.Detail}",
         RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
         InvalidFieldException or DockerfileSyntaxException or InvalidDataException => e.Message,
         IOException or UnauthorizedAccessException => e.Message,
@@ -149,6 +152,7 @@ internal static class LayercacheCli
         $"  --server ADDR               gRPC address; default $CACHESERVICE_ADDR, else {DefaultServer}\n" +
         "  --namespace NS              namespace to read and write; default $CACHESERVICE_NAMESPACE, else 'default'\n" +
         "  --fallback-namespace NS     also read NS after --namespace (repeatable, in order)\n" +
+        "  --token SECRET              a token's secret, for a server that checks them; default $CACHESERVICE_TOKEN\n" +
         "\nExit codes: 0 done, 1 failed (the message names the cause), 2 wrong usage.\n";
 
     private sealed record Command(string Synopsis, string Summary, IReadOnlyList<string> Valued, IReadOnlyList<string> Switches, Func<Arguments, CliConsole, CancellationToken, Task<int>> Run, int Positionals = 0)
@@ -179,7 +183,8 @@ internal static class LayercacheCli
             {
                 text += "\n  --server ADDR           default $CACHESERVICE_ADDR, else " + DefaultServer + "\n" +
                         "  --namespace NS          default $CACHESERVICE_NAMESPACE, else 'default'\n" +
-                        "  --fallback-namespace NS read NS too, after --namespace (repeatable)\n";
+                        "  --fallback-namespace NS read NS too, after --namespace (repeatable)\n" +
+                        "  --token SECRET          a token's secret; default $CACHESERVICE_TOKEN\n";
             }
 
             return text + "\nExit codes: 0 done, 1 failed, 2 wrong usage.\n";

@@ -1,6 +1,7 @@
 using CacheService.Core;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Polly;
 using Polly.Retry;
@@ -43,6 +44,16 @@ public sealed class CacheServiceClient : IDisposable
     {
         _options = options;
         _ownedChannel = ownedChannel;
+        if (options.Token is { } token)
+        {
+            var bearer = "Bearer " + token;
+            invoker = invoker.Intercept(metadata =>
+            {
+                metadata.Add("authorization", bearer);
+                return metadata;
+            });
+        }
+
         _client = new Wire.LayerCache.LayerCacheClient(invoker);
         var builder = new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider };
         if (options.MaxRetries > 0)

@@ -6,6 +6,12 @@ public sealed class CacheServiceClientOptions
     /// <summary>The server's gRPC address. Default <c>http://127.0.0.1:50051</c>, where <c>make run</c> listens.</summary>
     public Uri Address { get; set; } = new("http://127.0.0.1:50051");
 
+    /// <summary>
+    /// A token's secret, sent as <c>authorization: Bearer</c> on every call, for a server that
+    /// checks tokens. Default the environment variable <c>CACHESERVICE_TOKEN</c>, else none.
+    /// </summary>
+    public string? Token { get; set; } = Environment.GetEnvironmentVariable("CACHESERVICE_TOKEN") is { Length: > 0 } token ? token : null;
+
     /// <summary>Deadline of each attempt of a unary call. Default 30 seconds.</summary>
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -42,3 +42,29 @@ public sealed class BackendUnavailableException(string backend, Exception? inner
     /// <summary>Which backend failed, e.g. <c>index</c> or <c>blobs</c>.</summary>
     public string Backend { get; } = backend;
 }
+
+/// <summary>
+/// A request that names no credentials, or credentials the server does not know, or (for a
+/// registry bearer token) credentials issued for less than the request needs: the client should
+/// authenticate again, for <see cref="Needed"/> when that is known.
+/// </summary>
+public sealed class NotAuthenticatedException(string message, (Access.AccessLevel Level, string Namespace)? needed = null) : CacheServiceException(message)
+{
+    /// <summary>What the request needed, when it was refused for want of it.</summary>
+    public (Access.AccessLevel Level, string Namespace)? Needed { get; } = needed;
+}
+
+/// <summary>A known caller without the scope a request needs.</summary>
+public sealed class AccessDeniedException(string caller, string scope)
+    : CacheServiceException($"token {caller} lacks scope {scope}")
+{
+    /// <summary>The scope that would have allowed the request, e.g. <c>write:team/main</c>.</summary>
+    public string Scope { get; } = scope;
+}
+
+/// <summary>Too many failed authentications from one client address; it may try again later.</summary>
+public sealed class TooManyAttemptsException(string message, TimeSpan retryAfter) : CacheServiceException(message)
+{
+    /// <summary>How long until the address may try again.</summary>
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}

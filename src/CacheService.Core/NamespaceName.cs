@@ -57,6 +57,20 @@ public static class NamespaceName
         return name;
     }
 
+    /// <summary>True when <paramref name="name"/> is a valid namespace name.</summary>
+    public static bool IsValid(string? name)
+    {
+        try
+        {
+            Validate(name, "name");
+            return true;
+        }
+        catch (InvalidFieldException)
+        {
+            return false;
+        }
+    }
+
     private static bool IsValidSegment(string segment)
     {
         if (segment.Length == 0 || !IsLowerAlphanumeric(segment[0]))

@@ -55,6 +55,7 @@ public static class CacheServiceApp
         app.MapGrpcReflectionService();
         app.MapStatusEndpoints();
         app.MapRegistryEndpoints();
+        app.MapRegistryTokenEndpoint();
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var endpoints = app.Services.GetRequiredService<ServerEndpoints>();

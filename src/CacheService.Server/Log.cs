@@ -5,7 +5,8 @@ namespace CacheService.Server;
 /// a reader sees at once what the server can say. Every warning and error carries its exception.
 /// </summary>
 /// <remarks>
-/// Ids: 1-99 lifecycle; 100-199 requests and backends; 200-299 background work.
+/// Ids: 1-99 lifecycle; 100-199 requests and backends (110-119 authentication); 200-299 background work;
+/// 300-399 the audit log (category <c>CacheService.Audit</c>).
 /// Nothing is logged per request at Information: the hot path stays quiet.
 /// </remarks>
 internal static partial class Log
@@ -19,6 +20,15 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "The {Backend} is unavailable")]
     public static partial void BackendUnavailable(ILogger logger, Exception? exception, string backend);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Tokens file {Path} changed: {Count} tokens now")]
+    public static partial void TokensReloaded(ILogger logger, string path, int count);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "Tokens file {Path} cannot be read; the {Count} tokens read before stay in force")]
+    public static partial void TokensFileUnreadable(ILogger logger, Exception exception, string path, int count);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Warning, Message = "Client {Address} failed to authenticate {Count} times within a minute; its requests with credentials are refused for now")]
+    public static partial void AuthenticationThrottled(ILogger logger, string address, int count);
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "{Work}: deleted {Count} blobs")]
     public static partial void BlobsDeleted(ILogger logger, string work, int count);

@@ -12,6 +12,7 @@ using CacheService.Core.Registry;
 using CacheService.Core.Transfers;
 using CacheService.Index.Redis;
 using CacheService.Index.Sqlite;
+using CacheService.Server.Access;
 using CacheService.Server.Hosting;
 using CacheService.Server.Observability;
 using CacheService.Server.Registry;
@@ -34,12 +35,16 @@ public static class ServiceCollectionExtensions
         AddValidatedOptions<LimitsOptions>(services, LimitsOptions.Section, o => o.Validate());
         AddValidatedOptions<EvictionOptions>(services, EvictionOptions.Section, o => o.Validate());
         AddValidatedOptions<ObservabilityOptions>(services, ObservabilityOptions.Section, o => o.Validate());
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AuthOptions>>(sp => new ListingValidator<AuthOptions>(
+            AuthOptions.Section, () => true, o => o.Validate(sp.GetRequiredService<IOptions<ServerOptions>>().Value.ListenAddress)));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
         services.TryAddSingleton(sp => new DataDirectoryLock(Storage(sp).DataDirectory));
 
         AddEngines(services);
         AddCore(services);
+        AddAccess(services);
         AddBackgroundWork(services);
         AddTransports(services);
         return services;
@@ -108,6 +113,14 @@ public static class ServiceCollectionExtensions
             sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<StorageGuard>(), sp.GetRequiredService<CacheBackends>().Namespaces, sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
     }
 
+    private static void AddAccess(IServiceCollection services)
+    {
+        services.TryAddSingleton<TokenStore>();
+        services.TryAddSingleton(sp => new RegistryTokens(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<Authenticator>();
+        services.TryAddSingleton<AuditLog>();
+    }
+
     // Each loop survives any failure but shutdown (PeriodicWork).
     private static void AddBackgroundWork(IServiceCollection services)
     {
@@ -144,7 +157,7 @@ public static class ServiceCollectionExtensions
             grpc.Interceptors.Add<RpcMetricsInterceptor>();
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
             grpc.EnableDetailedErrors = false;
-        });
+        }).AddServiceOptions<LayerCacheGrpcService>(service => service.Interceptors.Add<AccessInterceptor>());
         services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<ServerOptions>>((grpc, server) => grpc.MaxReceiveMessageSize = server.Value.MaxMessageBytes);
         services.AddGrpcReflection();

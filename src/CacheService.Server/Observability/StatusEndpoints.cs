@@ -1,4 +1,7 @@
 using System.Text.Json;
+using CacheService.Core;
+using CacheService.Core.Access;
+using CacheService.Server.Access;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Prometheus;
@@ -8,7 +11,10 @@ namespace CacheService.Server.Observability;
 /// <summary>
 /// What people and monitors read over HTTP/1.1: <c>/metrics</c> (Prometheus), <c>/</c> (the
 /// status page), <c>/api/status</c> (its data), <c>/healthz</c> (liveness: the process answers)
-/// and <c>/readyz</c> (readiness: the index and the blob store answer).
+/// and <c>/readyz</c> (readiness: the index and the blob store answer). Metrics and health stay
+/// open (scrapers and probes carry no tokens); the status page and its data need credentials with
+/// some scope (a browser asks for them: the secret as the password) unless
+/// <see cref="AuthOptions.OpenStatusPage"/>, and the data shows only the namespaces they may read.
 /// </summary>
 internal static class StatusEndpoints
 {
@@ -34,9 +40,41 @@ internal static class StatusEndpoints
         app.MapMetrics("/metrics", app.Services.GetRequiredService<CacheMetrics>().Registry);
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(LivenessTag) });
         app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadinessTag) });
-        app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
-        app.MapGet("/api/status", (NamespaceSampler sampler, IOptions<ObservabilityOptions> options, TimeProvider time) =>
-            Results.Text(StatusJson(sampler.History(), options.Value, time.GetUtcNow()), "application/json"));
+        app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8")).AddEndpointFilter(RequireReader);
+        app.MapGet("/api/status", (HttpContext http, NamespaceSampler sampler, IOptions<ObservabilityOptions> options, TimeProvider time) =>
+            {
+                var caller = http.Items[typeof(Caller)] as Caller; // null: the page is open to all
+                var visible = sampler.History().Where(h => caller is null || caller.Allows(AccessLevel.Read, h.Key)).ToDictionary();
+                return Results.Text(StatusJson(visible, options.Value, time.GetUtcNow()), "application/json");
+            })
+            .AddEndpointFilter(RequireReader);
+    }
+
+    private static async ValueTask<object?> RequireReader(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        if (http.RequestServices.GetRequiredService<IOptions<AuthOptions>>().Value.OpenStatusPage)
+        {
+            return await next(context);
+        }
+
+        try
+        {
+            var caller = http.RequestServices.GetRequiredService<Authenticator>().Authenticate(http);
+            caller.RequireAnyScope();
+            http.Items[typeof(Caller)] = caller;
+        }
+        catch (NotAuthenticatedException e)
+        {
+            http.Response.Headers.WWWAuthenticate = "Basic realm=\"cacheservice\"";
+            return Results.Text(e.Message, statusCode: StatusCodes.Status401Unauthorized);
+        }
+        catch (TooManyAttemptsException e)
+        {
+            return Results.Text(e.Message, statusCode: StatusCodes.Status429TooManyRequests);
+        }
+
+        return await next(context);
     }
 
     // Per namespace: the latest counters, and the hit ratio of each sampling interval (null

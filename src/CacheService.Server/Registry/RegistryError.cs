@@ -23,6 +23,9 @@ internal sealed class RegistryError(int status, string code, string message) : E
         BlobCorruptedException => new RegistryError(404, "BLOB_UNKNOWN", e.Message + "; it was removed, push it again"),
         QuotaExceededException => new RegistryError(413, "DENIED", e.Message),
         BackendUnavailableException => new RegistryError(503, "UNAVAILABLE", e.Message),
+        NotAuthenticatedException => new RegistryError(401, "UNAUTHORIZED", e.Message),
+        AccessDeniedException => new RegistryError(403, "DENIED", e.Message),
+        TooManyAttemptsException => new RegistryError(429, "TOOMANYREQUESTS", e.Message),
         JsonException => new RegistryError(400, "MANIFEST_INVALID", "the manifest is not valid JSON"),
         _ => null,
     };

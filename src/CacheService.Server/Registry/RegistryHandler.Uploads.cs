@@ -1,4 +1,6 @@
 using CacheService.Core;
+using CacheService.Core.Access;
+using CacheService.Server.Access;
 
 namespace CacheService.Server.Registry;
 
@@ -12,7 +14,10 @@ internal sealed partial class RegistryHandler
     private async Task StartUploadAsync(HttpContext http, string ns)
     {
         var query = http.Request.Query;
+        // A mount copies from another repository, so it needs read there; without it the client
+        // just uploads, as the spec's answer to a mount that cannot be made.
         if (Digest.TryParse(query["mount"], out var mounted) && NamespaceName.Validate(query["from"], "from") is var from && from != ns
+            && http.Caller().Allows(AccessLevel.Read, from)
             && await transfers.MountAsync(from, ns, mounted, http.RequestAborted))
         {
             Created(http, ns, mounted);

@@ -1,7 +1,9 @@
 using CacheService.Core;
+using CacheService.Core.Access;
 using CacheService.Core.Options;
 using CacheService.Core.Registry;
 using CacheService.Core.Transfers;
+using CacheService.Server.Access;
 using CacheService.Server.Observability;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
@@ -16,12 +18,24 @@ namespace CacheService.Server.Registry;
 /// (<see cref="OciRegistry"/>, <see cref="LayerTransfers"/>).
 /// </summary>
 /// <remarks>
+/// Access: GET and HEAD read the repository, every other method writes it. Without the right
+/// credentials the answer is a 401 whose challenge points at <see cref="RegistryTokenEndpoint"/>
+/// (Docker's token flow); with credentials that lack the scope, a 403 <c>DENIED</c>. Every PUT,
+/// DELETE and completed POST goes to the <see cref="AuditLog"/>.
+/// </remarks>
+/// <remarks>
 /// One handler, one file per resource: routing here; <c>RegistryHandler.Blobs.cs</c>,
 /// <c>.Uploads.cs</c>, <c>.Manifests.cs</c>, <c>.Tags.cs</c>; <see cref="ByteRange"/> for
 /// <c>Range</c> headers and <see cref="RegistryError"/> for the spec's error bodies.
 /// </remarks>
 internal sealed partial class RegistryHandler(
-    OciRegistry registry, LayerTransfers transfers, UploadSessions sessions, CacheMetrics metrics, IOptions<LimitsOptions> limits)
+    OciRegistry registry,
+    LayerTransfers transfers,
+    UploadSessions sessions,
+    Authenticator authenticator,
+    AuditLog audit,
+    CacheMetrics metrics,
+    IOptions<LimitsOptions> limits)
 {
     private const string ApiVersionHeader = "Docker-Distribution-API-Version";
     private const string DigestHeader = "Docker-Content-Digest";
@@ -39,6 +53,7 @@ internal sealed partial class RegistryHandler(
         var status = StatusCodes.Status500InternalServerError; // what Kestrel answers for an unexpected failure
         try
         {
+            http.Items[typeof(Caller)] = authenticator.Authenticate(http);
             await RouteAsync(http, path);
             status = http.Response.StatusCode;
         }
@@ -51,6 +66,15 @@ internal sealed partial class RegistryHandler(
                 http.Response.Clear();
                 http.Response.Headers[ApiVersionHeader] = "registry/2.0";
                 http.Response.StatusCode = error.Status;
+                if (e is NotAuthenticatedException refused)
+                {
+                    http.Response.Headers.WWWAuthenticate = RegistryTokenEndpoint.Challenge(http, refused.Needed);
+                }
+                else if (e is TooManyAttemptsException throttled)
+                {
+                    http.Response.Headers.RetryAfter = ((int)Math.Ceiling(throttled.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+
                 await http.Response.WriteAsJsonAsync(new { errors = new[] { new { code = error.Code, message = error.Message } } });
             }
         }
@@ -60,35 +84,54 @@ internal sealed partial class RegistryHandler(
         }
     }
 
-    private Task RouteAsync(HttpContext http, string path)
+    private async Task RouteAsync(HttpContext http, string path)
     {
+        var caller = http.Caller();
         var method = http.Request.Method;
         if (path.Length == 0)
         {
-            return http.Response.WriteAsJsonAsync(new { }); // the version check
+            // The version check: clients learn here whether, and where, to authenticate.
+            caller.RequireAnyScope();
+            await http.Response.WriteAsJsonAsync(new { });
+            return;
         }
 
+        var (ns, target, handle) = Route(http, path);
+        var writes = !HttpMethods.IsGet(method) && !HttpMethods.IsHead(method);
+        caller.Require(writes ? AccessLevel.Write : AccessLevel.Read, ns);
+        await handle();
+        if (writes && !HttpMethods.IsPatch(method) && http.Response.StatusCode is >= 200 and < 300)
+        {
+            audit.Written(http, $"registry {method}", ns, target, http.Response.Headers[DigestHeader].ToString() is { Length: > 0 } digest ? digest : null);
+        }
+    }
+
+    // The repository a request is about, the rest of its path, and what answers it.
+    private (string Ns, string Target, Func<Task> Handle) Route(HttpContext http, string path)
+    {
+        var method = http.Request.Method;
         if (Split(path, "/blobs/uploads") is { } uploads)
         {
             var id = uploads.Tail.Trim('/');
-            return id.Length == 0 && method == "POST" ? StartUploadAsync(http, uploads.Ns)
-                : id.Length > 0 ? UploadAsync(http, uploads.Ns, id)
-                : Unsupported(http);
+            return (uploads.Ns, "blobs/uploads", id.Length == 0 && method == "POST" ? () => StartUploadAsync(http, uploads.Ns)
+                : id.Length > 0 ? () => UploadAsync(http, uploads.Ns, id)
+                : () => Unsupported(http));
         }
 
         if (Split(path, "/blobs/") is { } blob)
         {
-            return BlobAsync(http, blob.Ns, Digest.Parse(blob.Tail, "digest"));
+            var digest = Digest.Parse(blob.Tail, "digest");
+            return (blob.Ns, digest.Value, () => BlobAsync(http, blob.Ns, digest));
         }
 
         if (Split(path, "/manifests/") is { } manifest)
         {
-            return ManifestAsync(http, manifest.Ns, manifest.Tail);
+            return (manifest.Ns, manifest.Tail, () => ManifestAsync(http, manifest.Ns, manifest.Tail));
         }
 
         if (Split(path, "/tags/list") is { Tail: "" } tags && method == "GET")
         {
-            return TagsAsync(http, tags.Ns);
+            return (tags.Ns, "tags", () => TagsAsync(http, tags.Ns));
         }
 
         throw new RegistryError(404, "NOT_FOUND", $"no route for {method} /v2/{path}");

@@ -65,6 +65,9 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             QuotaExceededException => new Status(StatusCode.ResourceExhausted, e.Message),
             BlobCorruptedException => new Status(StatusCode.DataLoss, e.Message),
             BackendUnavailableException => new Status(StatusCode.Unavailable, e.Message),
+            NotAuthenticatedException => new Status(StatusCode.Unauthenticated, e.Message),
+            AccessDeniedException => new Status(StatusCode.PermissionDenied, e.Message),
+            TooManyAttemptsException => new Status(StatusCode.ResourceExhausted, e.Message),
             _ => new Status(StatusCode.Internal, "internal error"),
         };
 
