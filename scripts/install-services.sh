@@ -18,6 +18,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 # Dockerfiles a shell on top of FROM scratch (no registry is reachable for base images).
 command -v buildah >/dev/null || missing+=(buildah)
 command -v skopeo >/dev/null || missing+=(skopeo)
+# podman logs in to the facade with a token (podman login), as a laptop would.
+command -v podman >/dev/null || missing+=(podman)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

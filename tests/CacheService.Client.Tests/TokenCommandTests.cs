@@ -57,3 +57,61 @@ public sealed class TokenCommandTests : IDisposable
         Assert.False(File.Exists(TokensPath));
     }
 }
+
+/// <summary>The CLI and the SDK against a server that checks tokens: <c>--token</c>, <c>CACHESERVICE_TOKEN</c>, and what a refusal says.</summary>
+public sealed class TokenUseTests : IAsyncLifetime, IDisposable
+{
+    private readonly Testing.TestTokens _tokens = new(("reader", ["read:team/main"]), ("writer", ["write:team/main"]));
+    private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
+    private Testing.TestServer _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await Testing.TestServer.StartAsync(_tokens.ServerArgs);
+        _environment["CACHESERVICE_ADDR"] = _server.GrpcAddress;
+        _environment["CACHESERVICE_NAMESPACE"] = "team/main";
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    public void Dispose() => _tokens.Dispose();
+
+    private async Task<(int Exit, string Out, string Error)> Run(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var console = new CliConsole(output, error, IsTerminal: false, _environment.GetValueOrDefault, _server.Time);
+        var exit = await LayercacheCli.RunAsync(args, console, CancellationToken.None);
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task The_cli_sends_the_token_from_the_option_or_the_environment_and_names_what_is_missing()
+    {
+        var anonymous = await Run("stats");
+        Assert.Equal(1, anonymous.Exit);
+        Assert.Contains("pass --token or set CACHESERVICE_TOKEN", anonymous.Error, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await Run("stats", "--token", _tokens["reader"])).Exit);
+        _environment["CACHESERVICE_TOKEN"] = _tokens["reader"];
+        Assert.Equal(0, (await Run("stats")).Exit);
+
+        var denied = await Run("delete", "--key", Testing.Layers.Key("a"));
+        Assert.Equal(1, denied.Exit);
+        Assert.Contains("token reader lacks scope write:team/main", denied.Error, StringComparison.Ordinal);
+        Assert.Equal(0, (await Run("delete", "--key", Testing.Layers.Key("a"), "--token", _tokens["writer"])).Exit);
+    }
+
+    [Fact]
+    public async Task The_sdk_sends_its_token_on_every_call()
+    {
+        using var reader = new CacheServiceClient(new CacheServiceClientOptions { Address = new Uri(_server.GrpcAddress), Token = _tokens["reader"] });
+        Assert.False((await reader.LookupAsync("team/main", Core.Digest.Of("k"u8))).Hit);
+        var denied = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => reader.DeleteAsync("team/main", [Core.Digest.Of("k"u8)]));
+        Assert.Equal(Grpc.Core.StatusCode.PermissionDenied, denied.StatusCode);
+
+        using var anonymous = new CacheServiceClient(new CacheServiceClientOptions { Address = new Uri(_server.GrpcAddress), Token = null });
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => anonymous.LookupAsync("team/main", Core.Digest.Of("k"u8)));
+        Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, refused.StatusCode);
+    }
+}

@@ -102,6 +102,56 @@ public sealed class RegistryClientTests : IDisposable
         Assert.Equal(manifestDigest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(output))));
     }
 
+    [Fact]
+    public async Task Skopeo_podman_and_buildah_log_in_with_a_tokens_secret_unchanged_and_are_refused_without_it()
+    {
+        using var tokens = new TestTokens(("ci", ["write:team/*"]), ("laptop", ["read:team/*"]));
+        await using var server = await TestServer.StartAsync(tokens.ServerArgs);
+        var registry = $"127.0.0.1:{server.HttpPort}";
+        var source = Path.Combine(_dir, "source");
+        var manifestDigest = await WriteOciLayoutAsync(source, "v1");
+        var target = $"docker://{registry}/team/images:v1";
+
+        var (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "copy", "--dest-tls-verify=false", $"oci:{source}:v1", target);
+        Assert.True(exit != 0, "an anonymous push was accepted:\n" + output);
+        Assert.Contains("unauthorized", error, StringComparison.OrdinalIgnoreCase);
+
+        (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "copy", "--dest-tls-verify=false", "--dest-creds", "ci:" + tokens["ci"], $"oci:{source}:v1", target);
+        Assert.True(exit == 0, output + error);
+
+        // A reader's login (podman login keeps it in an auth file) pulls, and cannot push.
+        var authFile = Path.Combine(_dir, "auth.json");
+        (exit, output, error) = await Tools.RunAsync("podman", "podman", null, "login", "--tls-verify=false", "--authfile", authFile, "-u", "laptop", "-p", tokens["laptop"], registry);
+        Assert.True(exit == 0, output + error);
+        (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "inspect", "--tls-verify=false", "--authfile", authFile, "--raw", target);
+        Assert.True(exit == 0, error);
+        Assert.Equal(manifestDigest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(output))));
+        (exit, _, error) = await Tools.RunAsync("skopeo", "skopeo", null, "copy", "--dest-tls-verify=false", "--authfile", authFile, $"oci:{source}:v1", $"docker://{registry}/team/images:v2");
+        Assert.True(exit != 0, "a reader pushed");
+        Assert.Contains("denied", error, StringComparison.OrdinalIgnoreCase);
+
+        // A wrong secret does not log in.
+        (exit, _, _) = await Tools.RunAsync("podman", "podman", null, "login", "--tls-verify=false", "--authfile", Path.Combine(_dir, "wrong.json"), "-u", "laptop", "-p", "lcs_wrong", registry);
+        Assert.NotEqual(0, exit);
+
+        // buildah caches its steps with the writer's secret.
+        var context = Directory.CreateDirectory(Path.Combine(_dir, "context")).FullName;
+        File.Copy("/bin/busybox", Path.Combine(context, "busybox"));
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\n");
+        string[] bud =
+        [
+            "--root", Path.Combine(_dir, "b", "root"), "--runroot", Path.Combine(_dir, "b", "run"), "--storage-driver", "vfs",
+            "bud", "--isolation", "chroot", "--layers", "--cache-to", $"{registry}/team/cache", "--tls-verify=false", "--creds", "ci:" + tokens["ci"], context,
+        ];
+        (exit, output, error) = await Tools.RunAsync("buildah", "buildah", null, bud);
+        Assert.True(exit == 0, output + error);
+        Assert.Contains("Pushing cache", output + error, StringComparison.Ordinal);
+        using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("ci:" + tokens["ci"])));
+        var tags = JsonDocument.Parse(await http.GetStringAsync($"http://{registry}/v2/team/cache/tags/list")).RootElement.GetProperty("tags");
+        Assert.True(tags.GetArrayLength() > 0);
+    }
+
     // A one-layer OCI image layout; returns its manifest digest.
     private static async Task<string> WriteOciLayoutAsync(string root, string tag)
     {
