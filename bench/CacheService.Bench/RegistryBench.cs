@@ -36,7 +36,7 @@ internal static class RegistryBench
                 var s3 = rgw.Options("registry-bench");
                 rows.Add(await FacadeAsync(work, context, "CacheService, Redis + Ceph RGW",
                 [
-                    "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}",
+                    "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}", RedisServers.EntryKeyArg,
                     "--CacheService:Storage:BlobEngine=s3", $"--CacheService:S3:Endpoint={s3.Endpoint}", $"--CacheService:S3:Bucket={s3.Bucket}",
                     $"--CacheService:S3:Prefix={s3.Prefix}", $"--CacheService:S3:AccessKey={s3.AccessKey}", $"--CacheService:S3:SecretKey={s3.SecretKey}",
                 ]));

@@ -23,6 +23,7 @@ namespace CacheService.Index.Redis;
 ///  97..98 * n, count of extra blobs; 0 means the entry keeps only its layer blob alive
 ///  99..   * n x (digest 32 bytes, size double)
 ///  then     media type: a code byte from <see cref="KnownMediaTypes"/>, or 0, a length byte and the text
+///  then     the MAC: a length byte (0 or 32) and its raw bytes (version 2 on; version 1 has no MAC)
 /// </code>
 /// Doubles hold integers exactly up to 2^53, far beyond any size or timestamp here.
 /// </remarks>
@@ -38,7 +39,7 @@ internal static class EntryCodec
     public const int FixedLength = 99;
     public const int BlobStride = 40;
     public const int DigestLength = 32;
-    private const byte Version = 1;
+    private const byte Version = 2;
 
     // Media types builders actually send; each costs one byte instead of ~45.
     private static readonly string[] KnownMediaTypes =
@@ -70,7 +71,8 @@ internal static class EntryCodec
             throw new InvalidFieldException("layer.media_type", "is longer than 255 bytes");
         }
 
-        var buffer = new byte[FixedLength + (extra.Count * BlobStride) + 1 + (mediaCode > 0 ? 0 : 1 + mediaText.Length)];
+        var mac = entry.Mac.Length == 0 ? [] : Convert.FromHexString(entry.Mac);
+        var buffer = new byte[FixedLength + (extra.Count * BlobStride) + 1 + (mediaCode > 0 ? 0 : 1 + mediaText.Length) + 1 + mac.Length];
         var span = buffer.AsSpan();
         span[0] = Version;
         var ms = now.ToUnixTimeMilliseconds();
@@ -91,21 +93,24 @@ internal static class EntryCodec
 
         if (mediaCode > 0)
         {
-            span[at] = (byte)mediaCode;
+            span[at++] = (byte)mediaCode;
         }
         else
         {
             span[at] = 0;
             span[at + 1] = (byte)mediaText.Length;
             mediaText.CopyTo(span[(at + 2)..]);
+            at += 2 + mediaText.Length;
         }
 
+        span[at] = (byte)mac.Length;
+        mac.CopyTo(span[(at + 1)..]);
         return buffer;
     }
 
     public static IndexEntry Decode(Digest key, ReadOnlySpan<byte> value, string preimage)
     {
-        if (value.Length < FixedLength || value[0] != Version)
+        if (value.Length < FixedLength || value[0] is not (1 or Version))
         {
             throw new InvalidDataException($"index entry {key} has an unknown encoding");
         }
@@ -126,6 +131,8 @@ internal static class EntryCodec
         }
 
         var mediaType = value[at] > 0 ? KnownMediaTypes[value[at]] : Encoding.UTF8.GetString(value.Slice(at + 2, value[at + 1]));
+        at += value[at] > 0 ? 1 : 2 + value[at + 1];
+        var mac = value[0] == 1 || value[at] == 0 ? "" : Convert.ToHexStringLower(value.Slice(at + 1, value[at]));
         return new IndexEntry(
             key,
             new LayerDescriptor(digest, FromRaw(value.Slice(DiffIdAt, DigestLength)), size, mediaType),
@@ -133,7 +140,8 @@ internal static class EntryCodec
             preimage,
             DateTimeOffset.FromUnixTimeMilliseconds((long)BinaryPrimitives.ReadDoubleBigEndian(value[CreatedAt..])),
             DateTimeOffset.FromUnixTimeMilliseconds((long)BinaryPrimitives.ReadDoubleBigEndian(value[LastAccessAt..])),
-            (long)BinaryPrimitives.ReadDoubleBigEndian(value[HitsAt..]));
+            (long)BinaryPrimitives.ReadDoubleBigEndian(value[HitsAt..]),
+            mac);
     }
 
     private static bool IsLayerOnly(NewEntry entry) =>

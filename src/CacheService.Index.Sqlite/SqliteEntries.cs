@@ -40,12 +40,12 @@ public sealed partial class SqliteLayerIndex
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var recency = Tick(ns);
         _db.Execute("""
-            INSERT INTO entries (ns, key, digest, diff_id, size, media_type, preimage, created, last_access, recency, tag)
-            VALUES ($ns, $key, $digest, $diffId, $size, $mediaType, $preimage, $now, $now, $recency, $tag)
+            INSERT INTO entries (ns, key, digest, diff_id, size, media_type, preimage, created, last_access, recency, tag, mac)
+            VALUES ($ns, $key, $digest, $diffId, $size, $mediaType, $preimage, $now, $now, $recency, $tag, $mac)
             """,
             ("$ns", ns), ("$key", entry.Key.Value), ("$digest", entry.Layer.Digest.Value), ("$diffId", entry.Layer.DiffId.Value),
             ("$size", entry.Layer.Size), ("$mediaType", entry.Layer.MediaType), ("$preimage", entry.Preimage),
-            ("$now", now), ("$recency", recency), ("$tag", (object?)tag ?? DBNull.Value));
+            ("$now", now), ("$recency", recency), ("$tag", (object?)tag ?? DBNull.Value), ("$mac", entry.Mac));
         foreach (var blob in entry.Blobs.DistinctBy(b => b.Digest))
         {
             AddReference(ns, entry.Key, blob);
@@ -79,7 +79,7 @@ public sealed partial class SqliteLayerIndex
     {
         db ??= _db;
         var entry = db.Query("""
-            SELECT digest, diff_id, size, media_type, preimage, created, last_access, hits
+            SELECT digest, diff_id, size, media_type, preimage, created, last_access, hits, mac
             FROM entries WHERE ns = $ns AND key = $key
             """,
             r => new IndexEntry(
@@ -89,7 +89,8 @@ public sealed partial class SqliteLayerIndex
                 r.GetString(4),
                 DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)),
                 DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
-                r.GetInt64(7)),
+                r.GetInt64(7),
+                r.GetString(8)),
             ("$ns", ns), ("$key", key.Value)).SingleOrDefault();
         if (entry is null)
         {

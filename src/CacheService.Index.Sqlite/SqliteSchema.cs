@@ -9,12 +9,13 @@ namespace CacheService.Index.Sqlite;
 /// </summary>
 /// <remarks>
 /// Versions: 1, the first layout (files written before versions were recorded read 0);
-/// 2 adds <c>entries.tag</c>, the registry's tags, listed through a partial index without a scan.
+/// 2 adds <c>entries.tag</c>, the registry's tags, listed through a partial index without a scan;
+/// 3 adds <c>entries.mac</c>, each entry's MAC (entries from before have none, and read as forged).
 /// </remarks>
 internal static class SqliteSchema
 {
     /// <summary>The version this code writes.</summary>
-    public const int Version = 2;
+    public const int Version = 3;
 
     private const string Tables = """
         PRAGMA journal_mode = WAL;
@@ -76,6 +77,8 @@ internal static class SqliteSchema
         UPDATE entries SET tag = json_extract(preimage, '$.ociTag') WHERE preimage LIKE '{"ociTag":%';
         """;
 
+    private const string Version3 = "ALTER TABLE entries ADD COLUMN mac TEXT NOT NULL DEFAULT '';";
+
     /// <summary>Creates the tables of a new file, or migrates an older one, in one transaction.</summary>
     public static void Apply(SqliteConnection connection)
     {
@@ -87,13 +90,21 @@ internal static class SqliteSchema
         }
 
         Run(connection, Tables);
-        if (version < 2 && Scalar(connection, "SELECT COUNT(*) FROM pragma_table_info('entries') WHERE name = 'tag'") == 0)
+        if (version < 2 && !HasColumn(connection, "tag"))
         {
             Run(connection, Version2);
         }
 
+        if (version < 3 && !HasColumn(connection, "mac"))
+        {
+            Run(connection, Version3);
+        }
+
         Run(connection, $"PRAGMA user_version = {Version}");
     }
+
+    private static bool HasColumn(SqliteConnection connection, string column) =>
+        Scalar(connection, $"SELECT COUNT(*) FROM pragma_table_info('entries') WHERE name = '{column}'") > 0;
 
     private static void Run(SqliteConnection connection, string sql)
     {

@@ -30,6 +30,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 112, Level = LogLevel.Warning, Message = "Client {Address} failed to authenticate {Count} times within a minute; its requests with credentials are refused for now")]
     public static partial void AuthenticationThrottled(ILogger logger, string address, int count);
 
+    [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "An index entry of namespace {Namespace} failed its MAC check: it was not written with this server's keys. It was removed and served as a miss")]
+    public static partial void ForgedEntry(ILogger logger, string @namespace);
+
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "{Work}: deleted {Count} blobs")]
     public static partial void BlobsDeleted(ILogger logger, string work, int count);
 

@@ -38,6 +38,10 @@ public static class ServiceCollectionExtensions
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AuthOptions>>(sp => new ListingValidator<AuthOptions>(
             AuthOptions.Section, () => true, o => o.Validate(sp.GetRequiredService<IOptions<ServerOptions>>().Value.ListenAddress)));
+        services.AddOptions<IntegrityOptions>().BindConfiguration(IntegrityOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<IntegrityOptions>>(sp => new ListingValidator<IntegrityOptions>(
+            IntegrityOptions.Section, () => true, o => o.Validate(sharedIndex: Storage(sp).IndexEngine == IndexEngine.Redis)));
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<IntegrityOptions>>().Value.Keys(Storage(sp).DataDirectory));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ServerEndpoints>();
         services.TryAddSingleton(sp => new DataDirectoryLock(Storage(sp).DataDirectory));
@@ -61,11 +65,15 @@ public static class ServiceCollectionExtensions
         AddEngineValidation<RedisIndexOptions>(services, RedisIndexOptions.Section, sp => Storage(sp).IndexEngine == IndexEngine.Redis, o => o.Validate());
         AddEngineValidation<S3BlobOptions>(services, S3BlobOptions.Section, sp => Storage(sp).BlobEngine == BlobEngine.S3, o => o.Validate());
 
-        services.TryAddSingleton<ILayerIndex>(sp => Storage(sp).IndexEngine switch
-        {
-            IndexEngine.Redis => sp.GetRequiredService<RedisLayerIndex>(),
-            _ => sp.GetRequiredService<SqliteLayerIndex>(),
-        });
+        // Entries are signed and checked right above the engine: what the engine holds is not trusted.
+        services.TryAddSingleton<ILayerIndex>(sp => new SignedLayerIndex(
+            Storage(sp).IndexEngine switch
+            {
+                IndexEngine.Redis => sp.GetRequiredService<RedisLayerIndex>(),
+                _ => sp.GetRequiredService<SqliteLayerIndex>(),
+            },
+            sp.GetRequiredService<EntryKeys>(),
+            sp.GetRequiredService<ICacheObserver>()));
         ResilientBlobStore.AddPipelines(services);
         services.TryAddSingleton<IBlobStore>(sp =>
         {
@@ -116,7 +124,10 @@ public static class ServiceCollectionExtensions
     private static void AddAccess(IServiceCollection services)
     {
         services.TryAddSingleton<TokenStore>();
-        services.TryAddSingleton(sp => new RegistryTokens(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new RegistryTokens(
+            System.Security.Cryptography.HKDF.DeriveKey(
+                System.Security.Cryptography.HashAlgorithmName.SHA256, sp.GetRequiredService<EntryKeys>().Current, 32, info: "cacheservice registry bearer tokens"u8.ToArray()),
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<Authenticator>();
         services.TryAddSingleton<AuditLog>();
     }

@@ -14,7 +14,7 @@ public sealed class FaultCatalogueTests(RgwServer rgw) : FaultCatalogue
     protected override Task<TestServer> StartServerAsync(params string[] args) => TestServer.StartAsync(
     [
         "--CacheService:Storage:IndexEngine=redis",
-        $"--CacheService:Redis:Configuration={_redis.Configuration}",
+        $"--CacheService:Redis:Configuration={_redis.Configuration}", RedisServers.EntryKeyArg,
         "--CacheService:Storage:BlobEngine=s3",
         $"--CacheService:S3:Endpoint={_s3.Endpoint}",
         $"--CacheService:S3:Bucket={_s3.Bucket}",

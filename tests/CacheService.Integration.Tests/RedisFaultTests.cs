@@ -22,7 +22,7 @@ public sealed partial class RedisFaultTests : IDisposable
     public void Dispose() => _redis.Dispose();
 
     private Task<TestServer> StartServerAsync() => TestServer.StartAsync(
-        "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={_redis.Configuration}");
+        "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={_redis.Configuration}", RedisServers.EntryKeyArg);
 
     private string Cli(params string[] args)
     {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using CacheService.Api.V1;
 using CacheService.Testing;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CacheService.Integration.Tests;
 
@@ -15,9 +16,31 @@ public sealed class RedisServerTests : IDisposable
     private Task<TestServer> StartServerAsync(params string[] args) => TestServer.StartAsync(
     [
         "--CacheService:Storage:IndexEngine=redis",
-        $"--CacheService:Redis:Configuration={_redis.Configuration}",
+        $"--CacheService:Redis:Configuration={_redis.Configuration}", RedisServers.EntryKeyArg,
         .. args,
     ]);
+
+    [Fact]
+    public async Task An_entry_written_straight_into_redis_without_the_key_is_a_miss_is_removed_and_is_counted()
+    {
+        await using var server = await StartServerAsync();
+        var real = await Layers.UploadAndCommitAsync(server.Client, "redis/forged", "bait", Layers.Random(1000, seed: 180));
+
+        // The engine itself, beneath the signing: what anyone with write access to Redis can do.
+        var engine = server.Services.GetRequiredService<CacheService.Index.Redis.RedisLayerIndex>();
+        var planted = new CacheService.Core.LayerDescriptor(
+            CacheService.Core.Digest.Parse(real.Digest, "digest"), CacheService.Core.Digest.Parse(real.DiffId, "diff_id"), real.Size, real.MediaType);
+        await engine.CommitAsync("redis/forged", CacheService.Core.Index.NewEntry.ForLayer(CacheService.Core.Digest.Parse(Layers.Key("planted"), "key"), planted), new(long.MaxValue, long.MaxValue), CancellationToken.None);
+
+        Assert.False((await server.Client.LookupAsync(new LookupRequest { Namespace = "redis/forged", Key = Layers.Key("planted") })).Hit);
+        Assert.Null(await engine.LookupAsync("redis/forged", CacheService.Core.Digest.Parse(Layers.Key("planted"), "key"), CancellationToken.None));
+        Assert.Equal(1, await server.MetricAsync("cacheservice_forged_entries_total{namespace=\"redis/forged\"}"));
+        Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "redis/forged", Key = Layers.Key("bait") })).Hit);
+
+        // A second replica with the same key reads the first one's entries.
+        await using var replica = await StartServerAsync();
+        Assert.True((await replica.Client.LookupAsync(new LookupRequest { Namespace = "redis/forged", Key = Layers.Key("bait") })).Hit);
+    }
 
     [Fact]
     public async Task The_round_trip_works_on_redis_and_verify_finds_it_consistent()

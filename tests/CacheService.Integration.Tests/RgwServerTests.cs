@@ -164,7 +164,7 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
     {
         using var redis = RedisServers.StartSingle();
         await using var server = await StartServerAsync(rgw.Options(),
-            "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}");
+            "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}", RedisServers.EntryKeyArg);
         var data = Layers.Random(1_000_000, 10);
         var layer = await Layers.UploadAndCommitAsync(server.Client, "both", "k", data);
         Assert.True((await server.Client.LookupAsync(new LookupRequest { Namespace = "both", Key = Layers.Key("k") })).Hit);

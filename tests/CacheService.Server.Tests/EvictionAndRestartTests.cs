@@ -111,6 +111,11 @@ public sealed class EvictionAndRestartTests
     [InlineData("--CacheService:Limits:MaxNamespaces=garbage", "MaxNamespaces")]
     [InlineData("--CacheService:Storage:IndexEngine=7", "IndexEngine must be 'sqlite' or 'redis'")]
     [InlineData("--CacheService:Storage:BlobEngine=mongo", "BlobEngine")]
+    [InlineData("--CacheService:Storage:IndexEngine=redis", "EntryKey is required with the redis index")]
+    [InlineData("--CacheService:Integrity:EntryKey=c2hvcnQ=", "EntryKey: a key must have at least 32 bytes")]
+    [InlineData("--CacheService:Integrity:PreviousEntryKeys:0=not base64", "PreviousEntryKeys")]
+    [InlineData("--CacheService:Auth:AnonymousScopes:0=write", "AnonymousScopes")]
+    [InlineData("--CacheService:Auth:FailedAttemptsPerMinute=0", "FailedAttemptsPerMinute must be 1-1000000")]
     public async Task A_zero_negative_or_unknown_setting_stops_the_server_naming_it(string setting, string named)
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(setting));

@@ -22,6 +22,12 @@ public sealed class RedisServers : IDisposable
     public string Configuration => string.Join(',', Ports.Select(p => $"127.0.0.1:{p}"));
 
     /// <summary>Starts one redis-server with AOF persistence.</summary>
+    /// <summary>
+    /// The entry key every server on a shared Redis index must be given (replicas share it). A
+    /// fixed one: the servers of one test must agree, and nothing here is secret.
+    /// </summary>
+    public const string EntryKeyArg = "--CacheService:Integrity:EntryKey=dGVzdCBlbnRyeSBrZXkgZm9yIGNhY2hlc2VydmljZSB0ZXN0cw==";
+
     public static RedisServers StartSingle() => Start("redis-server", "cs-redis-", "start", () => [ServiceScripts.FreePort()]);
 
     /// <summary>Starts three masters and joins them into a cluster.</summary>

@@ -5,7 +5,8 @@ namespace CacheService.Core.Index;
 /// <param name="Layer">The layer the key resolves to.</param>
 /// <param name="Blobs">Every blob the entry keeps alive, the layer's blob included (an OCI manifest entry lists its config and layers).</param>
 /// <param name="Preimage">The key's components as JSON, kept to explain later misses; may be empty.</param>
-public sealed record NewEntry(Digest Key, LayerDescriptor Layer, IReadOnlyList<BlobRef> Blobs, string Preimage)
+/// <param name="Mac">The entry's MAC (<see cref="EntryKeys"/>), stored with it as given; empty when unsigned.</param>
+public sealed record NewEntry(Digest Key, LayerDescriptor Layer, IReadOnlyList<BlobRef> Blobs, string Preimage, string Mac = "")
 {
     /// <summary>An entry that keeps alive only its layer's blob.</summary>
     public static NewEntry ForLayer(Digest key, LayerDescriptor layer, string preimage = "") =>
@@ -17,7 +18,7 @@ public sealed record NewEntry(Digest Key, LayerDescriptor Layer, IReadOnlyList<B
 /// <param name="Namespace">The namespace that held it.</param>
 public sealed record ChainHit(IndexEntry Entry, string Namespace);
 
-/// <summary>A stored entry.</summary>
+/// <summary>A stored entry; <paramref name="Mac"/> is what it was committed with (empty: unsigned).</summary>
 public sealed record IndexEntry(
     Digest Key,
     LayerDescriptor Layer,
@@ -25,7 +26,8 @@ public sealed record IndexEntry(
     string Preimage,
     DateTimeOffset Created,
     DateTimeOffset LastAccess,
-    long Hits);
+    long Hits,
+    string Mac = "");
 
 /// <summary>What a commit did.</summary>
 /// <param name="Created">False when the key already had an entry.</param>

@@ -27,6 +27,9 @@ public interface ICacheObserver
 
     /// <summary>A request refused by a policy (a limit or a budget), not by a fault.</summary>
     void Refused(Refusal reason);
+
+    /// <summary>An entry of <paramref name="ns"/> whose MAC did not verify was found, treated as a miss and removed.</summary>
+    void ForgedEntry(string ns);
 }
 
 /// <summary>Which policy refused a request.</summary>
@@ -104,6 +107,11 @@ public sealed class NullCacheObserver : ICacheObserver
 
     /// <inheritdoc />
     public void Refused(Refusal reason)
+    {
+    }
+
+    /// <inheritdoc />
+    public void ForgedEntry(string ns)
     {
     }
 }

@@ -33,6 +33,7 @@ public sealed class CacheMetrics
     private readonly Counter _backendErrors;
     private readonly Counter _registryRequests;
     private readonly Counter _refusals;
+    private readonly Counter _forgedEntries;
     private readonly Histogram _rpcDuration;
     private readonly Gauge _storedBytes;
     private readonly Gauge _entries;
@@ -52,6 +53,7 @@ public sealed class CacheMetrics
         _backendErrors = factory.CreateCounter("cacheservice_backend_errors_total", "Backend calls that found the backend unavailable (a lookup the index could not answer in time included), by backend: index or blobs.", "backend");
         _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
         _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling, free_disk or namespace_count.", "reason");
+        _forgedEntries = factory.CreateCounter("cacheservice_forged_entries_total", "Index entries whose MAC did not verify (written by something other than this server's keys): each was a miss and was removed, by namespace.", "namespace");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
             LabelNames = ["method", "code"],
@@ -144,6 +146,9 @@ public sealed class CacheMetrics
 
     /// <summary>Counts one request to the registry API.</summary>
     public void RegistryRequest(string method, int status) => _registryRequests.WithLabels(method, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+
+    /// <summary>Counts one entry that failed its MAC check.</summary>
+    public void ForgedEntry(string ns) => _forgedEntries.WithLabels(NamespaceLabel(ns)).Inc();
 
     /// <summary>Counts one request refused by a policy.</summary>
     public void Refused(Refusal reason) => _refusals.WithLabels(reason switch

@@ -28,6 +28,12 @@ internal sealed class MetricsObserver(CacheMetrics metrics, ILogger<MetricsObser
 
     public void Refused(Refusal reason) => metrics.Refused(reason);
 
+    public void ForgedEntry(string ns)
+    {
+        metrics.ForgedEntry(ns);
+        Log.ForgedEntry(logger, ns);
+    }
+
     public void BackendUnavailable(string backend, Exception? cause)
     {
         metrics.BackendError(backend);

@@ -64,7 +64,7 @@ public sealed class SqliteLayerIndexTests : LayerIndexContract
             Assert.Equal(["latest", "v1"], (await migrated.ListTagsAsync(Ns, null, 10, Ct)).Select(t => t.Tag)); // v1 was a tag of the first schema
         }
 
-        Assert.Equal(2L, UserVersion(path));
+        Assert.Equal(3L, UserVersion(path));
         Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
     }
 
