@@ -1,5 +1,7 @@
 # The server image: build with the .NET SDK, run on the ASP.NET Core runtime as a non-root user.
 #   docker build -t cacheservice .
+# It listens on every address, so it will not start without tokens: mount a tokens file and set
+# CacheService__Auth__TokensFile, or set CacheService__Auth__AllowAnonymous=true to serve reads to anyone.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./

@@ -90,6 +90,20 @@ public sealed partial class HelmChartTests
         Assert.Contains("secretKeyRef", deployment, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Auth_is_on_by_default_with_tokens_from_a_secret_mounted_whole_and_the_entry_key_from_a_secret()
+    {
+        var values = Values();
+        Assert.True(values["auth"]!["enabled"]!.GetValue<bool>());
+        Assert.False(values["auth"]!["allowAnonymous"]!.GetValue<bool>());
+        var deployment = File.ReadAllText(Path.Combine(Chart, "templates", "deployment.yaml"));
+        Assert.Matches(@"CacheService__Auth__TokensFile\s+value: /etc/cacheservice/tokens/", deployment);
+        // Mounted as a directory, not with subPath: a subPath mount never sees the Secret change.
+        Assert.Matches(@"- name: tokens\s+mountPath: /etc/cacheservice/tokens\s+readOnly: true", deployment);
+        Assert.Matches(@"- name: tokens\s+secret:\s+secretName: \{\{ \.Values\.auth\.existingSecret \}\}", deployment);
+        Assert.Matches(@"CacheService__Integrity__EntryKey\s+valueFrom:\s+secretKeyRef:", deployment);
+    }
+
     /// <summary>Every "Section:Key" the server binds, found from the options classes' <c>Section</c> constants.</summary>
     private static HashSet<string> BoundSettings()
     {
