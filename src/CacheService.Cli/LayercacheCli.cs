@@ -14,7 +14,7 @@ namespace CacheService.Cli;
 internal sealed record CliConsole(TextWriter Out, TextWriter Error, bool IsTerminal, Func<string, string?> Environment, TimeProvider Time);
 
 /// <summary>The options every command that talks to the server shares.</summary>
-internal sealed record ServerTarget(Uri Address, string Namespace, IReadOnlyList<string> Fallbacks, string? Token = null);
+internal sealed record ServerTarget(Uri Address, string Namespace, IReadOnlyList<string> Fallbacks, string? Token = null, string? CaFile = null, string? ClientCertificate = null, string? ClientKey = null);
 
 /// <summary>
 /// The <c>layercache</c> command line. Exit codes: 0 done, 1 the command failed (the message
@@ -28,7 +28,7 @@ internal static class LayercacheCli
 
     public const string DefaultServer = "http://127.0.0.1:50051";
 
-    private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace", "--token"];
+    private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace", "--token", "--ca-file", "--client-cert", "--client-key"];
     private static readonly string[] PlanOptions = ["--file", "--context", "--target", "--build-arg", "--platform", "--base"];
     private static readonly string[] BuildahOptions = ["--tag", "--output", "--root", "--runroot", "--storage-driver", "--tls-verify"];
     private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal) { ["-f"] = "--file", ["-o"] = "--output", ["-t"] = "--tag", ["-h"] = "--help" };
@@ -122,10 +122,35 @@ internal static class LayercacheCli
 
         var ns = args.Value("--namespace") ?? console.Environment("CACHESERVICE_NAMESPACE") ?? "default";
         var token = args.Value("--token") ?? console.Environment("CACHESERVICE_TOKEN");
-        return new ServerTarget(address, ns, args.Values("--fallback-namespace"), string.IsNullOrEmpty(token) ? null : token);
+        var caFile = args.Value("--ca-file") ?? console.Environment("CACHESERVICE_CA_FILE");
+        var clientCertificate = args.Value("--client-cert") ?? console.Environment("CACHESERVICE_CLIENT_CERT");
+        var clientKey = args.Value("--client-key") ?? console.Environment("CACHESERVICE_CLIENT_KEY");
+        foreach (var (option, file) in new[] { ("--ca-file", caFile), ("--client-cert", clientCertificate), ("--client-key", clientKey) })
+        {
+            if (!string.IsNullOrEmpty(file) && !File.Exists(file))
+            {
+                throw new UsageException($"{option}: {file} does not exist");
+            }
+        }
+
+        if (string.IsNullOrEmpty(clientCertificate) != string.IsNullOrEmpty(clientKey))
+        {
+            throw new UsageException("--client-cert and --client-key go together");
+        }
+
+        return new ServerTarget(address, ns, args.Values("--fallback-namespace"), NullIfEmpty(token), NullIfEmpty(caFile), NullIfEmpty(clientCertificate), NullIfEmpty(clientKey));
     }
 
-    public static CacheServiceClient Connect(ServerTarget target) => new(new CacheServiceClientOptions { Address = target.Address, Token = target.Token });
+    public static CacheServiceClient Connect(ServerTarget target) => new(new CacheServiceClientOptions
+    {
+        Address = target.Address,
+        Token = target.Token,
+        CaFile = target.CaFile,
+        ClientCertificateFile = target.ClientCertificate,
+        ClientKeyFile = target.ClientKey,
+    });
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     /// <summary>Parses a digest option, as a usage error when it is malformed.</summary>
     public static Digest DigestOption(Arguments args, string name) =>
@@ -153,6 +178,8 @@ internal static class LayercacheCli
         "  --namespace NS              namespace to read and write; default $CACHESERVICE_NAMESPACE, else 'default'\n" +
         "  --fallback-namespace NS     also read NS after --namespace (repeatable, in order)\n" +
         "  --token SECRET              a token's secret, for a server that checks them; default $CACHESERVICE_TOKEN\n" +
+        "  --ca-file PEM               CA certificates of an https:// server; default $CACHESERVICE_CA_FILE\n" +
+        "  --client-cert PEM, --client-key PEM   a client certificate for mutual TLS; default $CACHESERVICE_CLIENT_CERT, _KEY\n" +
         "\nExit codes: 0 done, 1 failed (the message names the cause), 2 wrong usage.\n";
 
     private sealed record Command(string Synopsis, string Summary, IReadOnlyList<string> Valued, IReadOnlyList<string> Switches, Func<Arguments, CliConsole, CancellationToken, Task<int>> Run, int Positionals = 0)
@@ -184,7 +211,9 @@ internal static class LayercacheCli
                 text += "\n  --server ADDR           default $CACHESERVICE_ADDR, else " + DefaultServer + "\n" +
                         "  --namespace NS          default $CACHESERVICE_NAMESPACE, else 'default'\n" +
                         "  --fallback-namespace NS read NS too, after --namespace (repeatable)\n" +
-                        "  --token SECRET          a token's secret; default $CACHESERVICE_TOKEN\n";
+                        "  --token SECRET          a token's secret; default $CACHESERVICE_TOKEN\n" +
+                        "  --ca-file PEM           CA certificates of an https:// server; default $CACHESERVICE_CA_FILE\n" +
+                        "  --client-cert PEM       with --client-key PEM: a client certificate for mutual TLS\n";
             }
 
             return text + "\nExit codes: 0 done, 1 failed, 2 wrong usage.\n";

@@ -1,3 +1,5 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using CacheService.Core;
 using Google.Protobuf;
 using Grpc.Core;
@@ -25,7 +27,7 @@ public sealed class CacheServiceClient : IDisposable
 
     /// <summary>Connects to <see cref="CacheServiceClientOptions.Address"/>.</summary>
     public CacheServiceClient(CacheServiceClientOptions options)
-        : this(GrpcChannel.ForAddress(options?.Address ?? throw new ArgumentNullException(nameof(options))), options)
+        : this(GrpcChannel.ForAddress(options?.Address ?? throw new ArgumentNullException(nameof(options)), new GrpcChannelOptions { HttpHandler = Handler(options) }), options)
     {
     }
 
@@ -33,6 +35,38 @@ public sealed class CacheServiceClient : IDisposable
     public CacheServiceClient(CallInvoker invoker, CacheServiceClientOptions? options = null)
         : this(null, invoker ?? throw new ArgumentNullException(nameof(invoker)), options ?? new CacheServiceClientOptions())
     {
+    }
+
+    // The connection's TLS: the CA file's certificates as the only roots, and a client certificate for mutual TLS.
+    private static SocketsHttpHandler Handler(CacheServiceClientOptions options)
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        if (options.CaFile is { Length: > 0 } caFile)
+        {
+            var roots = new X509Certificate2Collection();
+            roots.ImportFromPemFile(caFile);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+                {
+                    return false; // no certificate, or one for another name
+                }
+
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.AddRange(roots);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(new X509Certificate2(certificate));
+            };
+        }
+
+        if (options.ClientCertificateFile is { Length: > 0 } certificateFile)
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(certificateFile, options.ClientKeyFile);
+            handler.SslOptions.ClientCertificates = [X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null)];
+        }
+
+        return handler;
     }
 
     private CacheServiceClient(GrpcChannel channel, CacheServiceClientOptions options)

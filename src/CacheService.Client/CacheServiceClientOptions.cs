@@ -12,6 +12,18 @@ public sealed class CacheServiceClientOptions
     /// </summary>
     public string? Token { get; set; } = Environment.GetEnvironmentVariable("CACHESERVICE_TOKEN") is { Length: > 0 } token ? token : null;
 
+    /// <summary>
+    /// For an <c>https://</c> <see cref="Address"/>: a PEM file of the CA certificates that sign the
+    /// server's certificate, trusted instead of the machine's store. Default none: the machine's store.
+    /// </summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>For mutual TLS: the client certificate (PEM) to present. Default none.</summary>
+    public string? ClientCertificateFile { get; set; }
+
+    /// <summary>The private key (PEM) of <see cref="ClientCertificateFile"/>. Default none.</summary>
+    public string? ClientKeyFile { get; set; }
+
     /// <summary>Deadline of each attempt of a unary call. Default 30 seconds.</summary>
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -1,9 +1,11 @@
 using System.Net;
+using CacheService.Server.Access;
 using CacheService.Server.Hosting;
 using CacheService.Server.Observability;
 using CacheService.Server.Registry;
 using CacheService.Server.Rpc;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 
 namespace CacheService.Server;
@@ -29,6 +31,7 @@ public static class CacheServiceApp
         {
             var options = kestrel.ApplicationServices.GetRequiredService<IOptions<ServerOptions>>().Value;
             var endpoints = kestrel.ApplicationServices.GetRequiredService<ServerEndpoints>();
+            var tls = kestrel.ApplicationServices.GetRequiredService<IOptions<TlsOptions>>().Value;
             var address = IPAddress.Parse(options.ListenAddress);
             // Layers stream in large volumes over one HTTP/2 stream. Kestrel's default receive
             // windows (96 KB a stream) make an upload wait for a window update every few frames.
@@ -38,11 +41,13 @@ public static class CacheServiceApp
             kestrel.Listen(address, options.GrpcPort, listen =>
             {
                 listen.Protocols = HttpProtocols.Http2;
+                Secure(listen, tls, kestrel.ApplicationServices);
                 endpoints.Grpc = listen;
             });
             kestrel.Listen(address, options.HttpPort, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1;
+                Secure(listen, tls, kestrel.ApplicationServices);
                 endpoints.Http = listen;
             });
         });
@@ -63,6 +68,27 @@ public static class CacheServiceApp
             Log.Listening(app.Logger, endpoints.GrpcPort, endpoints.HttpPort, dataDirectory);
         });
         return app;
+    }
+
+    // TLS from the reloading certificate store; with a client CA, client certificates are asked
+    // for (required or not) and must chain to it, else the handshake fails.
+    private static void Secure(ListenOptions listen, TlsOptions tls, IServiceProvider services)
+    {
+        if (!tls.Enabled)
+        {
+            return;
+        }
+
+        var certificates = services.GetRequiredService<ServerCertificates>();
+        listen.UseHttps(https =>
+        {
+            https.ServerCertificateSelector = (_, _) => certificates.Certificate;
+            if (!string.IsNullOrEmpty(tls.ClientCaFile))
+            {
+                https.ClientCertificateMode = tls.RequireClientCertificate ? ClientCertificateMode.RequireCertificate : ClientCertificateMode.AllowCertificate;
+                https.ClientCertificateValidation = (certificate, _, _) => certificates.IsTrustedClient(certificate);
+            }
+        });
     }
 }
 

@@ -33,6 +33,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "An index entry of namespace {Namespace} failed its MAC check: it was not written with this server's keys. It was removed and served as a miss")]
     public static partial void ForgedEntry(ILogger logger, string @namespace);
 
+    [LoggerMessage(EventId = 114, Level = LogLevel.Information, Message = "TLS certificate files changed: now {Subject}, valid until {NotAfter}")]
+    public static partial void CertificateReloaded(ILogger logger, string subject, DateTime notAfter);
+
+    [LoggerMessage(EventId = 115, Level = LogLevel.Error, Message = "TLS certificate files ({Path}) cannot be read; the certificate read before stays in use")]
+    public static partial void CertificateUnreadable(ILogger logger, Exception exception, string path);
+
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "{Work}: deleted {Count} blobs")]
     public static partial void BlobsDeleted(ILogger logger, string work, int count);
 

@@ -9,7 +9,7 @@ public sealed class ServerOptions
     /// <summary>IP address both endpoints bind to. Default 127.0.0.1.</summary>
     public string ListenAddress { get; set; } = "127.0.0.1";
 
-    /// <summary>gRPC port (HTTP/2 only, cleartext). 0 picks a free port. Default 50051.</summary>
+    /// <summary>gRPC port (HTTP/2 only; cleartext unless <c>CacheService:Tls</c> is set). 0 picks a free port. Default 50051.</summary>
     public int GrpcPort { get; set; } = 50051;
 
     /// <summary>HTTP/1.1 port for metrics, the status page and health. 0 picks a free port. Default 8080.</summary>

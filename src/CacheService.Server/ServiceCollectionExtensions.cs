@@ -38,6 +38,8 @@ public static class ServiceCollectionExtensions
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AuthOptions>>(sp => new ListingValidator<AuthOptions>(
             AuthOptions.Section, () => true, o => o.Validate(sp.GetRequiredService<IOptions<ServerOptions>>().Value.ListenAddress)));
+        AddValidatedOptions<TlsOptions>(services, TlsOptions.Section, o => o.Validate());
+        services.TryAddSingleton<ServerCertificates>();
         services.AddOptions<IntegrityOptions>().BindConfiguration(IntegrityOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<IntegrityOptions>>(sp => new ListingValidator<IntegrityOptions>(
             IntegrityOptions.Section, () => true, o => o.Validate(sharedIndex: Storage(sp).IndexEngine == IndexEngine.Redis)));

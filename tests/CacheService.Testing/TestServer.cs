@@ -40,7 +40,7 @@ public sealed class TestServer : IAsyncDisposable
 
     public int HttpPort { get; private set; }
 
-    /// <summary>The gRPC address, e.g. <c>http://127.0.0.1:40123</c>; it changes on restart.</summary>
+    /// <summary>The gRPC address, e.g. <c>http://127.0.0.1:40123</c> (<c>https</c> with TLS); it changes on restart.</summary>
     public string GrpcAddress { get; private set; } = "";
 
     /// <summary>Starts a server; <paramref name="args"/> are extra configuration overrides.</summary>
@@ -157,7 +157,8 @@ public sealed class TestServer : IAsyncDisposable
         await _app.StartAsync();
         var endpoints = _app.Services.GetRequiredService<ServerEndpoints>();
         HttpPort = endpoints.HttpPort;
-        GrpcAddress = $"http://127.0.0.1:{endpoints.GrpcPort}";
+        var tls = args.Any(a => a.StartsWith("--CacheService:Tls:CertificateFile=", StringComparison.Ordinal));
+        GrpcAddress = $"{(tls ? "https" : "http")}://127.0.0.1:{endpoints.GrpcPort}";
         _channel = GrpcChannel.ForAddress(GrpcAddress);
         Client = new LayerCache.LayerCacheClient(_channel);
     }

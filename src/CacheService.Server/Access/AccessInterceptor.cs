@@ -43,6 +43,12 @@ internal sealed class AccessInterceptor(Authenticator authenticator) : Intercept
     {
         var http = context.GetHttpContext();
         var caller = authenticator.Authenticate(http);
+        if (caller.IsAnonymous && !authenticator.AnonymousAllowed)
+        {
+            // Refused before the handler reads a byte of the request (an upload's stream included).
+            caller.RequireAnyScope();
+        }
+
         http.Items[typeof(Caller)] = caller;
         return caller;
     }

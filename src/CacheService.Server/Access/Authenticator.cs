@@ -44,16 +44,22 @@ internal sealed class Authenticator : IDisposable
     /// <summary>True when the server checks credentials at all (a tokens file is configured).</summary>
     public bool TokensRequired => _options.TokensRequired;
 
-    /// <summary>The caller of <paramref name="http"/>.</summary>
+    /// <summary>The caller of <paramref name="http"/>: by its credentials, else by its client certificate, else anonymous.</summary>
     /// <exception cref="NotAuthenticatedException">Credentials that name no valid token.</exception>
     /// <exception cref="TooManyAttemptsException">The client address failed too often lately.</exception>
     public Caller Authenticate(HttpContext http)
     {
         ArgumentNullException.ThrowIfNull(http);
         var credentials = http.Request.Headers.Authorization.ToString();
-        if (!_options.TokensRequired || credentials.Length == 0)
+        if (!_options.TokensRequired)
         {
             return Caller.Anonymous(_anonymousScopes);
+        }
+
+        if (credentials.Length == 0)
+        {
+            // Kestrel admits a client certificate only if it chains to the client CA (ServerCertificates).
+            return http.Connection.ClientCertificate is { } certificate ? FromCertificate(certificate) : Caller.Anonymous(_anonymousScopes);
         }
 
         var address = http.ClientAddress();
@@ -89,6 +95,15 @@ internal sealed class Authenticator : IDisposable
     public bool AnonymousAllowed => _anonymousScopes.Count > 0;
 
     public void Dispose() => _failures.Dispose();
+
+    // A client certificate stands for the token its common name names, with that token's scopes.
+    private Caller FromCertificate(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        var name = certificate.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, forIssuer: false);
+        return _tokens.FindByName(name) is { } token
+            ? Caller.ForToken(token)
+            : throw new NotAuthenticatedException($"the client certificate's common name '{name}' names no token");
+    }
 
     private Caller? FromCredentials(string credentials)
     {
