@@ -143,6 +143,13 @@ public sealed class RegistryClientTests : IDisposable
             "--root", Path.Combine(_dir, "b", "root"), "--runroot", Path.Combine(_dir, "b", "run"), "--storage-driver", "vfs",
             "bud", "--isolation", "chroot", "--layers", "--cache-to", $"{registry}/team/cache", "--tls-verify=false", "--creds", "ci:" + tokens["ci"], context,
         ];
+        string[] anonymous = [.. bud.Where(a => a != "--creds" && a != "ci:" + tokens["ci"])];
+        anonymous[Array.IndexOf(anonymous, "--root") + 1] = Path.Combine(_dir, "anonymous", "root");
+        anonymous[Array.IndexOf(anonymous, "--runroot") + 1] = Path.Combine(_dir, "anonymous", "run");
+        (exit, output, error) = await Tools.RunAsync("buildah", "buildah", null, anonymous);
+        Assert.True(exit != 0, "an anonymous buildah pushed its cache:\n" + output);
+        Assert.Contains("failed pushing cache", error, StringComparison.Ordinal);
+        Assert.Contains("unauthorized", error, StringComparison.Ordinal);
         (exit, output, error) = await Tools.RunAsync("buildah", "buildah", null, bud);
         Assert.True(exit == 0, output + error);
         Assert.Contains("Pushing cache", output + error, StringComparison.Ordinal);
