@@ -8,6 +8,8 @@
 #  4. Editing internal/greet/greet.sh: the plan misses from `COPY internal/` on.
 #  5. A PR builder in team/pr-42 (fallback team/main) builds the edit: main's layers up to the
 #     edit, its own builds after, written only to team/pr-42.
+#  6. The server checks tokens: CI on main writes team/main, the PR's token reads main but cannot
+#     write it, a laptop's token reads, and a request without one is refused.
 # Each claim is checked; the script exits non-zero if the cache behaves otherwise.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,8 +19,15 @@ command -v buildah >/dev/null || { echo "demo: buildah is missing; apt-get insta
 work=$(mktemp -d)
 trap '"$root/scripts/server.sh" stop "$work/server"; rm -rf "$work"' EXIT
 
-ports=$("$root/scripts/server.sh" start "$work/server")
+# The tokens of the farm, made offline; each secret is the last line its create prints.
+token() { "$layercache" token create --tokens-file "$work/tokens.json" --name "$1" "${@:2}" | tail -n 1; }
+main_token=$(token ci-main --scope write:team/main)
+pr_token=$(token ci-pr-42 --scope write:team/pr-42 --scope read:team/main)
+laptop_token=$(token laptop --scope 'read:team/*')
+
+ports=$("$root/scripts/server.sh" start "$work/server" --CacheService:Auth:TokensFile="$work/tokens.json")
 export CACHESERVICE_ADDR="127.0.0.1:${ports%% *}"
+export CACHESERVICE_TOKEN=$main_token
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 field() { node -e "const p=JSON.parse(require('fs').readFileSync(0,'utf8')); $1" ; }
@@ -78,8 +87,8 @@ json=$("$layercache" plan --context "$work/b" --namespace team/main --json)
 "$layercache" plan --context "$work/b" --namespace team/main
 [ "$(first_miss <<<"$json")" = "COPY internal/ ./internal/" ] || fail "the first miss should be COPY internal/"
 
-say "5. a PR builder in team/pr-42 (fallback team/main) builds the edit on a fresh root"
-build builder-pr team/pr-42 "$work/b" --fallback-namespace team/main
+say "5. a PR builder in team/pr-42 (fallback team/main) builds the edit on a fresh root, with its own token"
+CACHESERVICE_TOKEN=$pr_token build builder-pr team/pr-42 "$work/b" --fallback-namespace team/main
 [ "$(outcomes <"$work/builder-pr.json")" = ccc-ccb-bb- ] || fail "the PR build should run exactly the steps from COPY internal/ on"
 [ "$(run_image builder-pr)" = "hi, CI farm dev" ] || fail "the PR's image should say hi"
 json=$("$layercache" plan --context "$work/b" --namespace team/main --json)
@@ -87,9 +96,18 @@ json=$("$layercache" plan --context "$work/b" --namespace team/main --json)
 echo "team/main still misses at COPY internal/: the PR wrote only to team/pr-42"
 
 say "history of the PR build, newest step first"
-"$layercache" history --context "$work/b" --namespace team/pr-42 --fallback-namespace team/main
+CACHESERVICE_TOKEN=$pr_token "$layercache" history --context "$work/b" --namespace team/pr-42 --fallback-namespace team/main
 
-say "hit rates"
-"$layercache" stats --namespace team/main
-"$layercache" stats --namespace team/pr-42
+say "6. tokens: the PR's cannot write team/main, a laptop's reads, none is refused"
+key=$(field 'console.log(p.steps.find(s=>s.key).key)' <"$work/builder-a.json")
+if out=$(CACHESERVICE_TOKEN=$pr_token "$layercache" delete --namespace team/main --key "$key" 2>&1); then fail "the PR token deleted from team/main"; fi
+echo "$out"
+grep -q "lacks scope write:team/main" <<<"$out" || fail "the refusal should name the scope"
+CACHESERVICE_TOKEN=$laptop_token "$layercache" plan --context "$work/a" --namespace team/main >/dev/null || fail "a laptop's token should read"
+if out=$(CACHESERVICE_TOKEN='' "$layercache" stats --namespace team/main 2>&1); then fail "a request without a token was served"; fi
+echo "$out"
+
+say "hit rates (a laptop's token reads every team namespace)"
+CACHESERVICE_TOKEN=$laptop_token "$layercache" stats --namespace team/main
+CACHESERVICE_TOKEN=$laptop_token "$layercache" stats --namespace team/pr-42
 say "demo passed"
