@@ -37,9 +37,15 @@ public sealed class CacheServiceClient : IDisposable
     {
     }
 
-    // The connection's TLS: the CA file's certificates as the only roots, and a client certificate for mutual TLS.
-    private static SocketsHttpHandler Handler(CacheServiceClientOptions options)
+    // The connection's TLS: the CA file's certificates as the only roots, and a client certificate
+    // for mutual TLS. Without either, the channel's own default handler.
+    private static SocketsHttpHandler? Handler(CacheServiceClientOptions options)
     {
+        if (string.IsNullOrEmpty(options.CaFile) && string.IsNullOrEmpty(options.ClientCertificateFile))
+        {
+            return null;
+        }
+
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
         if (options.CaFile is { Length: > 0 } caFile)
         {

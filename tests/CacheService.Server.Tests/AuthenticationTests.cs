@@ -149,6 +149,25 @@ public sealed class AuthenticationTests : IDisposable
     }
 
     [Fact]
+    public async Task Expired_bearer_tokens_are_sent_back_for_new_ones_without_counting_as_failures()
+    {
+        await using var server = await TestServer.StartAsync([.. _tokens.ServerArgs, "--CacheService:Auth:FailedAttemptsPerMinute=2"]);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+        using var expired = Bearer(server, await TokenAsync(http, "reader", $"repository:{Main}:pull"));
+        server.Time.Advance(TimeSpan.FromMinutes(6));
+        for (var i = 0; i < 5; i++)
+        {
+            using var refused = await expired.GetAsync($"/v2/{Main}/tags/list");
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode); // never 429: a CI farm behind one address renews often
+        }
+
+        using var renewed = Bearer(server, await TokenAsync(http, "reader", $"repository:{Main}:pull"));
+        using var tags = await renewed.GetAsync($"/v2/{Main}/tags/list");
+        Assert.NotEqual(HttpStatusCode.Unauthorized, tags.StatusCode);
+        Assert.NotEqual(HttpStatusCode.TooManyRequests, tags.StatusCode);
+    }
+
+    [Fact]
     public async Task A_server_beyond_loopback_without_tokens_refuses_to_start_and_says_how_to_fix_it()
     {
         var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => TestServer.StartAsync("--CacheService:Server:ListenAddress=0.0.0.0"));

@@ -68,9 +68,17 @@ internal sealed class Authenticator : IDisposable
             throw new TooManyAttemptsException($"too many failed authentications from {address}; try again in a minute", TimeSpan.FromMinutes(1) / _options.FailedAttemptsPerMinute);
         }
 
-        if (FromCredentials(credentials) is { } caller)
+        var (caller, guessed) = FromCredentials(credentials);
+        if (caller is not null)
         {
             return caller;
+        }
+
+        if (!guessed)
+        {
+            // A bearer token this server signed that has expired, or whose token was revoked: a
+            // client to send back for a new one, not someone guessing.
+            throw new NotAuthenticatedException("the bearer token has expired or its token was revoked; get a new one");
         }
 
         using (var lease = _failures.AttemptAcquire(address))
@@ -105,7 +113,9 @@ internal sealed class Authenticator : IDisposable
             : throw new NotAuthenticatedException($"the client certificate's common name '{name}' names no token");
     }
 
-    private Caller? FromCredentials(string credentials)
+    // The caller the credentials prove, or null; Guessed is false for a bearer token this server
+    // signed (expired, or for a revoked token), which does not count as a failed attempt.
+    private (Caller? Caller, bool Guessed) FromCredentials(string credentials)
     {
         var space = credentials.IndexOf(' ', StringComparison.Ordinal);
         var scheme = space < 0 ? credentials : credentials[..space];
@@ -116,13 +126,14 @@ internal sealed class Authenticator : IDisposable
             {
                 return _registryTokens.Verify(value) switch
                 {
-                    { TokenName: null } anonymous when AnonymousAllowed => Caller.Anonymous(_anonymousScopes, anonymous.Narrowing),
-                    { TokenName: { } name } bearer when _tokens.FindByName(name) is { } named => Caller.ForToken(named, bearer.Narrowing),
-                    _ => null,
+                    null => (null, true),
+                    { Expired: true } => (null, false),
+                    { TokenName: null } anonymous => (AnonymousAllowed ? Caller.Anonymous(_anonymousScopes, anonymous.Narrowing) : null, false),
+                    { TokenName: { } name } bearer => (_tokens.FindByName(name) is { } named ? Caller.ForToken(named, bearer.Narrowing) : null, false),
                 };
             }
 
-            return _tokens.FindBySecret(value) is { } token ? Caller.ForToken(token) : null;
+            return (_tokens.FindBySecret(value) is { } token ? Caller.ForToken(token) : null, true);
         }
 
         if (scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase))
@@ -130,15 +141,15 @@ internal sealed class Authenticator : IDisposable
             var buffer = new byte[value.Length];
             if (!Convert.TryFromBase64String(value, buffer, out var written))
             {
-                return null;
+                return (null, true);
             }
 
             // user:secret; the user name is free (clients insist on one), the secret decides.
             var pair = Encoding.UTF8.GetString(buffer, 0, written);
             var colon = pair.IndexOf(':', StringComparison.Ordinal);
-            return colon >= 0 && _tokens.FindBySecret(pair[(colon + 1)..]) is { } token ? Caller.ForToken(token) : null;
+            return (colon >= 0 && _tokens.FindBySecret(pair[(colon + 1)..]) is { } token ? Caller.ForToken(token) : null, true);
         }
 
-        return null;
+        return (null, true);
     }
 }

@@ -28,8 +28,11 @@ internal sealed class RegistryTokens(byte[] key, TimeProvider time)
     /// <summary>True when <paramref name="text"/> looks like one of these tokens (whether or not it is valid).</summary>
     public static bool IsRegistryToken(string text) => text.StartsWith(Prefix, StringComparison.Ordinal);
 
-    /// <summary>The token name (null: anonymous) and grants of a valid, unexpired bearer token; null for anything else.</summary>
-    public (string? TokenName, Func<AccessLevel, string, bool> Narrowing)? Verify(string text)
+    /// <summary>
+    /// The token name (null: anonymous) and grants of a bearer token this server's key signed, and
+    /// whether it has expired; null for anything it did not sign.
+    /// </summary>
+    public (string? TokenName, Func<AccessLevel, string, bool> Narrowing, bool Expired)? Verify(string text)
     {
         var dot = text.IndexOf('.', Prefix.Length);
         if (!IsRegistryToken(text) || dot < 0
@@ -41,7 +44,7 @@ internal sealed class RegistryTokens(byte[] key, TimeProvider time)
         }
 
         var claims = JsonSerializer.Deserialize<Payload>(payload);
-        if (claims is null || DateTimeOffset.FromUnixTimeSeconds(claims.Expires) <= time.GetUtcNow())
+        if (claims is null)
         {
             return null;
         }
@@ -52,7 +55,7 @@ internal sealed class RegistryTokens(byte[] key, TimeProvider time)
             AccessLevel.Read => granted.Contains($"pull:{ns}") || granted.Contains($"push:{ns}"),
             AccessLevel.Write => granted.Contains($"push:{ns}"),
             _ => false,
-        });
+        }, DateTimeOffset.FromUnixTimeSeconds(claims.Expires) <= time.GetUtcNow());
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

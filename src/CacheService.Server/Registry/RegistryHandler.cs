@@ -18,15 +18,13 @@ namespace CacheService.Server.Registry;
 /// (<see cref="OciRegistry"/>, <see cref="LayerTransfers"/>).
 /// </summary>
 /// <remarks>
-/// Access: GET and HEAD read the repository, every other method writes it. Without the right
+/// <para>One handler, one file per resource: routing here; <c>RegistryHandler.Blobs.cs</c>,
+/// <c>.Uploads.cs</c>, <c>.Manifests.cs</c>, <c>.Tags.cs</c>; <see cref="ByteRange"/> for
+/// <c>Range</c> headers and <see cref="RegistryError"/> for the spec's error bodies.</para>
+/// <para>Access: GET and HEAD read the repository, every other method writes it. Without the right
 /// credentials the answer is a 401 whose challenge points at <see cref="RegistryTokenEndpoint"/>
 /// (Docker's token flow); with credentials that lack the scope, a 403 <c>DENIED</c>. Every PUT,
-/// DELETE and completed POST goes to the <see cref="AuditLog"/>.
-/// </remarks>
-/// <remarks>
-/// One handler, one file per resource: routing here; <c>RegistryHandler.Blobs.cs</c>,
-/// <c>.Uploads.cs</c>, <c>.Manifests.cs</c>, <c>.Tags.cs</c>; <see cref="ByteRange"/> for
-/// <c>Range</c> headers and <see cref="RegistryError"/> for the spec's error bodies.
+/// DELETE and completed POST goes to the <see cref="AuditLog"/>.</para>
 /// </remarks>
 internal sealed partial class RegistryHandler(
     OciRegistry registry,
