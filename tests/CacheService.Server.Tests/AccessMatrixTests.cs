@@ -130,6 +130,20 @@ public sealed class AccessMatrixTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task The_catalog_shows_each_token_only_the_repositories_it_may_read()
+    {
+        async Task<string> Catalog(string principal)
+        {
+            using var http = Registry(principal);
+            return await http.GetStringAsync("/v2/_catalog");
+        }
+
+        Assert.Equal($"{{\"repositories\":[\"{Main}\"]}}", await Catalog("reader"));
+        Assert.Equal("{\"repositories\":[]}", await Catalog("other-writer"));
+        Assert.Contains(Hidden, await Catalog("admin"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_pull_request_token_reads_main_through_the_fallback_but_cannot_write_it()
     {
         var pr = Client("pr");
@@ -271,6 +285,7 @@ public sealed class AccessMatrixTests : IAsyncLifetime, IDisposable
         }
 
         yield return ("GET /v2/", null, () => Make(HttpMethod.Get, "/v2/"));
+        yield return ("GET catalog", null, () => Make(HttpMethod.Get, "/v2/_catalog"));
         yield return ("HEAD blob", read, () => Make(HttpMethod.Head, blob));
         yield return ("GET blob", read, () => Make(HttpMethod.Get, blob));
         yield return ("GET manifest by tag", read, () => Make(HttpMethod.Get, $"/v2/{Main}/manifests/latest"));

@@ -132,6 +132,62 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
         Assert.Equal(data, await _http.GetByteArrayAsync($"/v2/oci/other/blobs/{digest}"));
     }
 
+    [Theory]
+    [InlineData("no-such-tag")]
+    [InlineData("-not-a-tag")]
+    [InlineData("sha256:short")]
+    [InlineData("sha512:1234567890abcdef")]
+    public async Task A_manifest_that_is_not_there_is_404_whatever_its_reference_looks_like(string reference)
+    {
+        await _http.PushImageAsync("oci/refs", "v1", 30);
+        foreach (var method in new[] { HttpMethod.Get, HttpMethod.Head })
+        {
+            using var response = await _http.SendAsync(new HttpRequestMessage(method, $"/v2/oci/refs/manifests/{reference}"));
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            if (method == HttpMethod.Get)
+            {
+                Assert.Equal("MANIFEST_UNKNOWN", await ErrorCode(response));
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("&from=")]
+    [InlineData("&from=Not_A_Namespace")]
+    [InlineData("&from=oci/nothing-here")]
+    public async Task A_mount_that_cannot_be_made_opens_an_upload_session_instead(string from)
+    {
+        var digest = await _http.PushBlobAsync("oci/source", Layers.Random(500, 31));
+        using var mount = await _http.PostAsync($"/v2/oci/target/blobs/uploads/?mount={digest}{from}", null);
+        Assert.Equal(HttpStatusCode.Accepted, mount.StatusCode);
+        Assert.StartsWith("/v2/oci/target/blobs/uploads/", mount.Headers.Location!.OriginalString, StringComparison.Ordinal);
+        using var absent = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/oci/target/blobs/{digest}"));
+        Assert.Equal(HttpStatusCode.NotFound, absent.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_catalog_lists_repositories_in_order_a_page_at_a_time()
+    {
+        foreach (var repo in new[] { "cat/c", "cat/a", "cat/b" })
+        {
+            await _http.PushBlobAsync(repo, Layers.Random(100, repo.Length));
+        }
+
+        var all = await CatalogAsync("/v2/_catalog");
+        Assert.Equal(["cat/a", "cat/b", "cat/c"], all.Where(r => r.StartsWith("cat/", StringComparison.Ordinal)));
+
+        using var first = await _http.GetAsync("/v2/_catalog?n=1&last=cat/a");
+        Assert.Equal(["cat/b"], Repositories(await first.Content.ReadAsStringAsync()));
+        Assert.Equal("</v2/_catalog?n=1&last=cat%2Fb>; rel=\"next\"", first.Headers.GetValues("Link").Single());
+        Assert.Equal(["cat/c"], (await CatalogAsync("/v2/_catalog?n=1&last=cat/b")).Where(r => r.StartsWith("cat/", StringComparison.Ordinal)));
+    }
+
+    private async Task<List<string>> CatalogAsync(string path) => Repositories(await _http.GetStringAsync(path));
+
+    private static List<string> Repositories(string json) =>
+        [.. JsonDocument.Parse(json).RootElement.GetProperty("repositories").EnumerateArray().Select(r => r.GetString()!)];
+
     [Fact]
     public async Task Manifests_round_trip_by_tag_and_digest_and_need_their_blobs()
     {

@@ -52,14 +52,21 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
     public static bool IsDigest(string reference) => reference?.StartsWith("sha256:", StringComparison.Ordinal) == true;
 
     /// <summary>
-    /// The manifest under a tag or digest, or null. A lookup by tag is a cache lookup (hit, miss or
-    /// degraded) in the namespace's stats, as a gRPC lookup is: for builders, a tag is a step key.
+    /// The manifest under a tag or digest, or null (also for a reference that is neither: the spec
+    /// answers 404 to a manifest that is not there, whatever its reference looks like). A lookup by
+    /// tag is a cache lookup (hit, miss or degraded) in the namespace's stats, as a gRPC lookup is:
+    /// for builders, a tag is a step key.
     /// </summary>
     public async Task<OciManifest?> GetManifestAsync(string ns, string reference, CancellationToken cancellationToken)
     {
+        if (IsDigest(reference) ? !Digest.TryParse(reference, out _) : !IsTag(reference))
+        {
+            return null;
+        }
+
         var entry = IsDigest(reference)
             ? await backends.Index.LookupAsync(ns, ManifestKey(Digest.Parse(reference, "reference")), cancellationToken)
-            : (await lookups.LookupAsync([ns], TagKey(CheckTag(reference)), cancellationToken)).Entry;
+            : (await lookups.LookupAsync([ns], TagKey(reference), cancellationToken)).Entry;
         // Only a manifest is served as one: an entry committed under a tag's key over gRPC may
         // name a layer of any size, and reading it whole into memory is not a manifest GET.
         if (entry is null || entry.Layer.Size > MaxManifestBytes)
@@ -137,6 +144,10 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
         return digest;
     }
 
+    /// <summary>Every repository (namespace) with content or usage, in ordinal order.</summary>
+    public Task<IReadOnlyList<string>> ListRepositoriesAsync(CancellationToken cancellationToken) =>
+        backends.Index.ListNamespacesAsync(cancellationToken);
+
     /// <summary>Up to <paramref name="limit"/> tags after <paramref name="after"/>, in ordinal order.</summary>
     public async Task<IReadOnlyList<string>> ListTagsAsync(string ns, string? after, int limit, CancellationToken cancellationToken) =>
         [.. (await backends.Index.ListTagsAsync(ns, after, limit, cancellationToken)).Select(t => t.Tag)];
@@ -161,8 +172,11 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
         return await backends.Index.DeleteAsync(ns, keys, cancellationToken) > 0;
     }
 
+    private static bool IsTag(string tag) =>
+        tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_') && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
+
     private static string CheckTag(string tag) =>
-        tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_') && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-')
+        IsTag(tag)
             ? tag
             : throw new InvalidFieldException("reference", $"'{tag}' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})");
 }

@@ -14,9 +14,9 @@ internal sealed partial class RegistryHandler
     private async Task StartUploadAsync(HttpContext http, string ns)
     {
         var query = http.Request.Query;
-        // A mount copies from another repository, so it needs read there; without it the client
-        // just uploads, as the spec's answer to a mount that cannot be made.
-        if (Digest.TryParse(query["mount"], out var mounted) && NamespaceName.Validate(query["from"], "from") is var from && from != ns
+        // A mount copies from another repository, so it needs read there; a mount that cannot be
+        // made (no or a bad `from`, no read, no such blob) opens an upload instead, as the spec says.
+        if (Digest.TryParse(query["mount"], out var mounted) && query["from"].ToString() is var from && NamespaceName.IsValid(from) && from != ns
             && http.Caller().Allows(AccessLevel.Read, from)
             && await transfers.MountAsync(from, ns, mounted, http.RequestAborted))
         {

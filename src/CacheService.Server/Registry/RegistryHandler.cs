@@ -94,6 +94,12 @@ internal sealed partial class RegistryHandler(
             return;
         }
 
+        if (path == "_catalog" && HttpMethods.IsGet(method))
+        {
+            await CatalogAsync(http, caller);
+            return;
+        }
+
         var (ns, target, handle) = Route(http, path);
         var writes = !HttpMethods.IsGet(method) && !HttpMethods.IsHead(method);
         caller.Require(writes ? AccessLevel.Write : AccessLevel.Read, ns);
