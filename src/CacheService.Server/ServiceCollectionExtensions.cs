@@ -39,6 +39,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<AuthOptions>>(sp => new ListingValidator<AuthOptions>(
             AuthOptions.Section, () => true, o => o.Validate(sp.GetRequiredService<IOptions<ServerOptions>>().Value.ListenAddress)));
         AddValidatedOptions<TlsOptions>(services, TlsOptions.Section, o => o.Validate());
+        services.AddOptions<RegistryOptions>().BindConfiguration(RegistryOptions.Section);
         services.TryAddSingleton<ServerCertificates>();
         services.AddOptions<IntegrityOptions>().BindConfiguration(IntegrityOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<IntegrityOptions>>(sp => new ListingValidator<IntegrityOptions>(

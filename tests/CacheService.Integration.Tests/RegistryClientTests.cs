@@ -100,6 +100,13 @@ public sealed class RegistryClientTests : IDisposable
         (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "inspect", "--tls-verify=false", "--raw", target);
         Assert.True(exit == 0, error);
         Assert.Equal(manifestDigest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(output))));
+
+        // skopeo delete resolves the tag and deletes the manifest by digest; the image is gone.
+        (exit, output, error) = await Tools.RunAsync("skopeo", "skopeo", null, "delete", "--tls-verify=false", target);
+        Assert.True(exit == 0, output + error);
+        (exit, _, error) = await Tools.RunAsync("skopeo", "skopeo", null, "inspect", "--tls-verify=false", "--raw", target);
+        Assert.True(exit != 0, "the deleted image is still there");
+        Assert.Contains("manifest unknown", error, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]

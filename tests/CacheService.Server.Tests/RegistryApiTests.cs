@@ -167,6 +167,81 @@ public sealed class RegistryApiTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Deleting_a_tag_leaves_the_manifest_and_deleting_the_manifest_reclaims_its_blobs()
+    {
+        var (manifest, digest) = await _http.PushImageAsync("oci/del", "v1", 40);
+        using (var other = await _http.PutManifestAsync("oci/del", "v2", manifest))
+        {
+            Assert.Equal(HttpStatusCode.Created, other.StatusCode);
+        }
+
+        using (var untag = await _http.DeleteAsync("/v2/oci/del/manifests/v1"))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, untag.StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/oci/del/manifests/v1")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/oci/del/manifests/v2")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.DeleteAsync("/v2/oci/del/manifests/v1")).StatusCode);
+
+        using (var delete = await _http.DeleteAsync($"/v2/oci/del/manifests/{digest}"))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, delete.StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"/v2/oci/del/manifests/{digest}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/oci/del/manifests/v2")).StatusCode);
+
+        // Nothing references the config and the layer now: the collector reclaims them after the grace period.
+        var layer = JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
+        Assert.True(File.Exists(_server.BlobPath("oci/del", layer)));
+        await _server.RunPeriodicWorkAsync("blob collection", 1, TimeSpan.FromHours(1));
+        Assert.False(File.Exists(_server.BlobPath("oci/del", layer)));
+        Assert.False(File.Exists(_server.BlobPath("oci/del", digest)));
+    }
+
+    [Fact]
+    public async Task Deleting_a_blob_removes_it_and_the_manifests_that_need_it()
+    {
+        var (manifest, digest) = await _http.PushImageAsync("oci/blobdel", "v1", 41);
+        var layer = JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
+        using (var delete = await _http.DeleteAsync($"/v2/oci/blobdel/blobs/{layer}"))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, delete.StatusCode);
+        }
+
+        using (var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/oci/blobdel/blobs/{layer}")))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
+        }
+
+        Assert.False(File.Exists(_server.BlobPath("oci/blobdel", layer)));
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/oci/blobdel/manifests/v1")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"/v2/oci/blobdel/manifests/{digest}")).StatusCode);
+        using var again = await _http.DeleteAsync($"/v2/oci/blobdel/blobs/{layer}");
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+        Assert.Equal("BLOB_UNKNOWN", await ErrorCode(again));
+    }
+
+    [Fact]
+    public async Task Each_kind_of_delete_can_be_turned_off_and_then_answers_405()
+    {
+        await using var server = await TestServer.StartAsync(
+            "--CacheService:Registry:AllowManifestDelete=false", "--CacheService:Registry:AllowTagDelete=false", "--CacheService:Registry:AllowBlobDelete=false");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+        var (manifest, digest) = await http.PushImageAsync("oci/keep", "v1", 42);
+        var layer = JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
+        foreach (var path in new[] { $"/v2/oci/keep/manifests/{digest}", "/v2/oci/keep/manifests/v1", $"/v2/oci/keep/blobs/{layer}" })
+        {
+            using var refused = await http.DeleteAsync(path);
+            Assert.Equal(HttpStatusCode.MethodNotAllowed, refused.StatusCode);
+            Assert.Equal("UNSUPPORTED", await ErrorCode(refused));
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/oci/keep/manifests/v1")).StatusCode);
+    }
+
+    [Fact]
     public async Task The_catalog_lists_repositories_in_order_a_page_at_a_time()
     {
         foreach (var repo in new[] { "cat/c", "cat/a", "cat/b" })

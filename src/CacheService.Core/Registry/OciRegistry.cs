@@ -172,6 +172,21 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
         return await backends.Index.DeleteAsync(ns, keys, cancellationToken) > 0;
     }
 
+    /// <summary>Removes a tag (the manifest stays, by digest and under its other tags); false when there was no such tag.</summary>
+    public async Task<bool> DeleteTagAsync(string ns, string tag, CancellationToken cancellationToken) =>
+        IsTag(tag) && await backends.Index.DeleteAsync(ns, [TagKey(tag)], cancellationToken) > 0;
+
+    /// <summary>
+    /// Removes a blob from the repository: first every entry that references it (a manifest
+    /// without one of its blobs is broken, and a cache entry without its layer a miss anyway), then
+    /// the bytes. False when the repository had neither.
+    /// </summary>
+    public async Task<bool> DeleteBlobAsync(string ns, Digest blob, CancellationToken cancellationToken)
+    {
+        var entries = await backends.Index.RemoveEntriesReferencingAsync(ns, blob, cancellationToken);
+        return await backends.Blobs.DeleteAsync(ns, blob, cancellationToken) | entries > 0;
+    }
+
     private static bool IsTag(string tag) =>
         tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_') && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
 

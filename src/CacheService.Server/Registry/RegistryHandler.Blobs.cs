@@ -2,7 +2,7 @@ using CacheService.Core;
 
 namespace CacheService.Server.Registry;
 
-/// <summary>Blobs: HEAD and GET (whole or ranged) through the core's transfers, so both are counted alike.</summary>
+/// <summary>Blobs: HEAD and GET (whole or ranged) through the core's transfers, so both are counted alike; DELETE.</summary>
 internal sealed partial class RegistryHandler
 {
     private async Task BlobAsync(HttpContext http, string ns, Digest digest)
@@ -37,7 +37,15 @@ internal sealed partial class RegistryHandler
 
                 return;
             case "DELETE":
-                throw new RegistryError(405, "UNSUPPORTED", "blobs go when no manifest references them; delete the manifest");
+                if (!options.Value.AllowBlobDelete)
+                {
+                    throw new RegistryError(405, "UNSUPPORTED", "deleting blobs is turned off here (CacheService:Registry:AllowBlobDelete); blobs go when no manifest references them");
+                }
+
+                http.Response.StatusCode = await registry.DeleteBlobAsync(ns, digest, http.RequestAborted)
+                    ? 202
+                    : throw new RegistryError(404, "BLOB_UNKNOWN", $"blob {digest} is not in {ns}");
+                return;
             default:
                 await Unsupported(http);
                 return;

@@ -3,7 +3,7 @@ using CacheService.Core.Registry;
 
 namespace CacheService.Server.Registry;
 
-/// <summary>Manifests by tag or digest: GET and HEAD (a GET by tag is a counted cache lookup, in the core), PUT, DELETE by digest.</summary>
+/// <summary>Manifests by tag or digest: GET and HEAD (a GET by tag is a counted cache lookup, in the core), PUT, DELETE by digest (the manifest and its tags) or by tag (the tag).</summary>
 internal sealed partial class RegistryHandler
 {
     private async Task ManifestAsync(HttpContext http, string ns, string reference)
@@ -31,7 +31,15 @@ internal sealed partial class RegistryHandler
                 http.Response.Headers[DigestHeader] = digest.Value;
                 return;
             case "DELETE":
-                var deleted = OciRegistry.IsDigest(reference) && await registry.DeleteManifestAsync(ns, Digest.Parse(reference, "reference"), http.RequestAborted);
+                var byDigest = OciRegistry.IsDigest(reference);
+                if (!(byDigest ? options.Value.AllowManifestDelete : options.Value.AllowTagDelete))
+                {
+                    throw new RegistryError(405, "UNSUPPORTED", $"deleting {(byDigest ? "manifests" : "tags")} is turned off here (CacheService:Registry)");
+                }
+
+                var deleted = byDigest
+                    ? Digest.TryParse(reference, out var manifestDigest) && await registry.DeleteManifestAsync(ns, manifestDigest, http.RequestAborted)
+                    : await registry.DeleteTagAsync(ns, reference, http.RequestAborted);
                 http.Response.StatusCode = deleted ? 202 : throw new RegistryError(404, "MANIFEST_UNKNOWN", $"manifest {reference} is not in {ns}");
                 return;
             default:

@@ -33,7 +33,8 @@ internal sealed partial class RegistryHandler(
     Authenticator authenticator,
     AuditLog audit,
     CacheMetrics metrics,
-    IOptions<LimitsOptions> limits)
+    IOptions<LimitsOptions> limits,
+    IOptions<RegistryOptions> options)
 {
     private const string ApiVersionHeader = "Docker-Distribution-API-Version";
     private const string DigestHeader = "Docker-Content-Digest";
