@@ -110,6 +110,32 @@ public sealed class RegistryClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Podman_pushes_an_image_to_the_facade_and_pulls_it_back_on_a_fresh_root()
+    {
+        await using var server = await TestServer.StartAsync();
+        var registry = $"127.0.0.1:{server.HttpPort}";
+        // podman names an image pulled from a layout after its path, and names must be lower case.
+        var source = Path.Combine(Path.GetTempPath(), "cs-podman-" + Guid.NewGuid().ToString("N"));
+        using var removeSource = new DirectoryRemoval(source);
+        await WriteOciLayoutAsync(source, "v1");
+        string[] Storage(string name) => ["--root", Path.Combine(_dir, name, "root"), "--runroot", Path.Combine(_dir, name, "run"), "--storage-driver", "vfs"];
+
+        var (exit, output, error) = await Tools.RunAsync("podman", "podman", null, [.. Storage("a"), "pull", $"oci:{source}:v1"]);
+        Assert.True(exit == 0, output + error);
+        var image = output.Trim().Split('\n')[^1];
+        (exit, output, error) = await Tools.RunAsync("podman", "podman", null, [.. Storage("a"), "push", "--tls-verify=false", image, $"docker://{registry}/team/podman:v1"]);
+        Assert.True(exit == 0, output + error);
+
+        (exit, output, error) = await Tools.RunAsync("podman", "podman", null, [.. Storage("b"), "pull", "--tls-verify=false", $"{registry}/team/podman:v1"]);
+        Assert.True(exit == 0, output + error);
+        (exit, output, error) = await Tools.RunAsync("podman", "podman", null, [.. Storage("b"), "image", "inspect", "--format", "{{.Digest}}", $"{registry}/team/podman:v1"]);
+        Assert.True(exit == 0, output + error);
+        using var http = new HttpClient();
+        using var manifest = await http.GetAsync($"http://{registry}/v2/team/podman/manifests/v1");
+        Assert.Equal(manifest.Headers.GetValues("Docker-Content-Digest").Single(), output.Trim()); // what podman pulled is what the facade holds
+    }
+
+    [Fact]
     public async Task Skopeo_podman_and_buildah_log_in_with_a_tokens_secret_unchanged_and_are_refused_without_it()
     {
         using var tokens = new TestTokens(("ci", ["write:team/*"]), ("laptop", ["read:team/*"]));
@@ -213,5 +239,16 @@ public sealed class RegistryClientTests : IDisposable
             },
         }));
         return manifest.Digest;
+    }
+
+    private sealed class DirectoryRemoval(string path) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+        }
     }
 }
