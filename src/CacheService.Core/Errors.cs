@@ -67,4 +67,7 @@ public sealed class TooManyAttemptsException(string message, TimeSpan retryAfter
 {
     /// <summary>How long until the address may try again.</summary>
     public TimeSpan RetryAfter { get; } = retryAfter;
+
+    /// <summary><see cref="RetryAfter"/> in whole seconds, rounded up, as an HTTP <c>Retry-After</c> header gives it.</summary>
+    public string RetryAfterHeader => ((int)Math.Ceiling(RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

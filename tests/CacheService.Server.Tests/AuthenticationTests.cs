@@ -167,6 +167,59 @@ public sealed class AuthenticationTests : IDisposable
         Assert.NotEqual(HttpStatusCode.TooManyRequests, tags.StatusCode);
     }
 
+    [Theory]
+    [InlineData("Bearer")]
+    [InlineData("Bearer ")]
+    [InlineData("Bearer lcs_")]
+    [InlineData("Basic !!!not-base64")]
+    [InlineData("Basic bm8tY29sb24=")] // "no-colon"
+    [InlineData("Digest username=x")]
+    [InlineData("lcr.e30.AAAA")]
+    [InlineData("Bearer lcr.e30.AAAA")]
+    [InlineData("Bearer lcr.!!.??")]
+    [InlineData("Bearer lcr.nodot")]
+    public async Task Garbage_credentials_are_refused_as_unauthenticated_on_both_ports_never_as_a_fault(string authorization)
+    {
+        await using var server = await TestServer.StartAsync(_tokens.ServerArgs);
+        var client = new LayerCache.LayerCacheClient(server.Channel.Intercept(metadata =>
+        {
+            metadata.Add("authorization", authorization);
+            return metadata;
+        }));
+        var grpc = await Assert.ThrowsAsync<RpcException>(() => client.GetStatsAsync(new GetStatsRequest { Namespace = Main }).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, grpc.StatusCode);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v2/{Main}/tags/list");
+        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        using var registry = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Unauthorized, registry.StatusCode);
+        Assert.StartsWith("Bearer realm=", registry.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_tampered_bearer_token_is_refused_and_garbage_scopes_grant_nothing()
+    {
+        await using var server = await TestServer.StartAsync(_tokens.ServerArgs);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+
+        // The writer's pull token, its payload swapped for one that claims push: the MAC no longer matches.
+        var pull = await TokenAsync(http, "writer", $"repository:{Main}:pull");
+        var push = await TokenAsync(http, "writer", $"repository:{Main}:pull,push");
+        var tampered = pull[..pull.LastIndexOf('.')].Replace(pull.Split('.')[1], push.Split('.')[1], StringComparison.Ordinal) + pull[pull.LastIndexOf('.')..];
+        using (var forged = Bearer(server, tampered))
+        using (var refused = await forged.PutManifestAsync(Main, "v1", []))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
+        // Scopes that are not repository:NAME:ACTIONS, or name no valid namespace, are ignored.
+        var garbage = await TokenAsync(http, "admin", "garbage&scope=repository:Bad_Name:pull&scope=registry:catalog:*&scope=repository::push&scope=" + new string('x', 4000));
+        using var nothing = Bearer(server, garbage);
+        using var tags = await nothing.GetAsync($"/v2/{Main}/tags/list");
+        Assert.Equal(HttpStatusCode.Unauthorized, tags.StatusCode);
+    }
+
     [Fact]
     public async Task A_server_beyond_loopback_without_tokens_refuses_to_start_and_says_how_to_fix_it()
     {

@@ -116,6 +116,14 @@ public sealed class EvictionAndRestartTests
     [InlineData("--CacheService:Integrity:PreviousEntryKeys:0=not base64", "PreviousEntryKeys")]
     [InlineData("--CacheService:Auth:AnonymousScopes:0=write", "AnonymousScopes")]
     [InlineData("--CacheService:Auth:FailedAttemptsPerMinute=0", "FailedAttemptsPerMinute must be 1-1000000")]
+    [InlineData("--CacheService:Auth:FailedAttemptsPerMinute=-5", "FailedAttemptsPerMinute must be 1-1000000")]
+    [InlineData("--CacheService:Auth:ReloadInterval=-00:00:01", "ReloadInterval must not be negative")]
+    [InlineData("--CacheService:Auth:RegistryTokenLifetime=00:00:00", "RegistryTokenLifetime must be 10 seconds to 1 day")]
+    [InlineData("--CacheService:Auth:RegistryTokenLifetime=365.00:00:00", "RegistryTokenLifetime must be 10 seconds to 1 day")]
+    [InlineData("--CacheService:Tls:ClientCaFile=/etc/hostname", "ClientCaFile needs TLS")]
+    [InlineData("--CacheService:Tls:RequireClientCertificate=true", "RequireClientCertificate needs ClientCaFile")]
+    [InlineData("--CacheService:Tls:ReloadInterval=-00:00:01", "ReloadInterval must not be negative")]
+    [InlineData("--CacheService:Tls:KeyFile=/etc/hostname", "CertificateFile and KeyFile go together")]
     public async Task A_zero_negative_or_unknown_setting_stops_the_server_naming_it(string setting, string named)
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(setting));

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -23,7 +24,7 @@ public sealed record AccessToken(string Name, string SecretSha256, IReadOnlyList
             throw new InvalidFieldException("scope", "a token needs at least one scope");
         }
 
-        var secret = SecretPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var secret = SecretPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
         return (new AccessToken(name, Hash(secret), scopes, now), secret);
     }
 

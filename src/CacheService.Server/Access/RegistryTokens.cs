@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text.Json;
 using CacheService.Core.Access;
@@ -22,7 +23,7 @@ internal sealed class RegistryTokens(byte[] key, TimeProvider time)
             tokenName,
             [.. grants.Select(g => $"{(g.Push ? "push" : "pull")}:{g.Repository}")],
             time.GetUtcNow().Add(lifetime).ToUnixTimeSeconds()));
-        return Prefix + Base64Url(payload) + "." + Base64Url(HMACSHA256.HashData(key, payload));
+        return Prefix + Base64Url.EncodeToString(payload) + "." + Base64Url.EncodeToString(HMACSHA256.HashData(key, payload));
     }
 
     /// <summary>True when <paramref name="text"/> looks like one of these tokens (whether or not it is valid).</summary>
@@ -36,8 +37,8 @@ internal sealed class RegistryTokens(byte[] key, TimeProvider time)
     {
         var dot = text.IndexOf('.', Prefix.Length);
         if (!IsRegistryToken(text) || dot < 0
-            || FromBase64Url(text[Prefix.Length..dot]) is not { } payload
-            || FromBase64Url(text[(dot + 1)..]) is not { } mac
+            || Decode(text[Prefix.Length..dot]) is not { } payload
+            || Decode(text[(dot + 1)..]) is not { } mac
             || !CryptographicOperations.FixedTimeEquals(mac, HMACSHA256.HashData(key, payload)))
         {
             return null;
@@ -58,15 +59,7 @@ internal sealed class RegistryTokens(byte[] key, TimeProvider time)
         }, DateTimeOffset.FromUnixTimeSeconds(claims.Expires) <= time.GetUtcNow());
     }
 
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static byte[]? FromBase64Url(string text)
-    {
-        var padded = text.Replace('-', '+').Replace('_', '/');
-        padded += new string('=', (4 - (padded.Length % 4)) % 4);
-        var buffer = new byte[padded.Length];
-        return Convert.TryFromBase64String(padded, buffer, out var written) ? buffer[..written] : null;
-    }
+    private static byte[]? Decode(string text) => Base64Url.IsValid(text) ? Base64Url.DecodeFromChars(text) : null;
 
     private sealed record Payload(
         [property: System.Text.Json.Serialization.JsonPropertyName("n")] string? Name,

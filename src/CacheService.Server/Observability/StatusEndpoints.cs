@@ -71,6 +71,7 @@ internal static class StatusEndpoints
         }
         catch (TooManyAttemptsException e)
         {
+            http.Response.Headers.RetryAfter = e.RetryAfterHeader;
             return Results.Text(e.Message, statusCode: StatusCodes.Status429TooManyRequests);
         }
 

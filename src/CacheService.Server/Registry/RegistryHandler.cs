@@ -71,7 +71,7 @@ internal sealed partial class RegistryHandler(
                 }
                 else if (e is TooManyAttemptsException throttled)
                 {
-                    http.Response.Headers.RetryAfter = ((int)Math.Ceiling(throttled.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    http.Response.Headers.RetryAfter = throttled.RetryAfterHeader;
                 }
 
                 await http.Response.WriteAsJsonAsync(new { errors = new[] { new { code = error.Code, message = error.Message } } });

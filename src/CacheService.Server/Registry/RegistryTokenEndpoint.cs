@@ -50,7 +50,7 @@ internal static class RegistryTokenEndpoint
         }
         catch (TooManyAttemptsException e)
         {
-            http.Response.Headers.RetryAfter = ((int)Math.Ceiling(e.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.Headers.RetryAfter = e.RetryAfterHeader;
             await ErrorAsync(http, 429, "TOOMANYREQUESTS", e.Message);
             return;
         }
