@@ -291,6 +291,7 @@ public sealed class AccessMatrixTests : IAsyncLifetime, IDisposable
         yield return ("GET manifest by tag", read, () => Make(HttpMethod.Get, $"/v2/{Main}/manifests/latest"));
         yield return ("HEAD manifest by digest", read, () => Make(HttpMethod.Head, $"/v2/{Main}/manifests/{_manifestDigest}"));
         yield return ("GET tags", read, () => Make(HttpMethod.Get, $"/v2/{Main}/tags/list"));
+        yield return ("GET referrers", read, () => Make(HttpMethod.Get, $"/v2/{Main}/referrers/{_manifestDigest}"));
         yield return ("POST upload", write, () => Make(HttpMethod.Post, $"/v2/{Main}/blobs/uploads/"));
         yield return ("POST monolithic upload", write, () => Make(HttpMethod.Post, $"/v2/{Main}/blobs/uploads/?digest={Layers.DigestOf(fresh)}", fresh));
         yield return ("POST mount", write, () => Make(HttpMethod.Post, $"/v2/{Main}/blobs/uploads/?mount={_descriptor.Digest}&from={Hidden}"));

@@ -2,11 +2,22 @@ using System.Text.Json;
 
 namespace CacheService.Core.Registry;
 
-/// <summary>What a manifest names: its media type, the blobs it needs, and (for an index) the manifests it lists.</summary>
-internal sealed record ParsedManifest(string MediaType, IReadOnlyList<Digest> Blobs, IReadOnlyList<Digest> Manifests)
+/// <summary>
+/// What a manifest names: its media type, the blobs it needs, (for an index) the manifests it
+/// lists, and what the referrers API shows of it: the subject it refers to, its artifact type and
+/// its annotations.
+/// </summary>
+internal sealed record ParsedManifest(
+    string MediaType,
+    IReadOnlyList<Digest> Blobs,
+    IReadOnlyList<Digest> Manifests,
+    Digest? Subject,
+    string? ArtifactType,
+    IReadOnlyDictionary<string, string>? Annotations)
 {
     // The media type (the manifest's own field wins over the request's), the blobs it names
     // (config, layers; a subject is not required to be present) and, for an index, its manifests.
+    // The artifact type is the manifest's own field, or else its config's media type (OCI 1.1).
     public static ParsedManifest Parse(byte[] content, string mediaType)
     {
         JsonElement root;
@@ -31,9 +42,11 @@ internal sealed record ParsedManifest(string MediaType, IReadOnlyList<Digest> Bl
         }
 
         var blobs = new List<Digest>();
+        string? configType = null;
         if (root.TryGetProperty("config", out var config))
         {
             blobs.Add(DescriptorDigest(config));
+            configType = StringField(config, "mediaType");
         }
 
         if (root.TryGetProperty("layers", out var layers))
@@ -42,8 +55,19 @@ internal sealed record ParsedManifest(string MediaType, IReadOnlyList<Digest> Bl
         }
 
         var manifests = root.TryGetProperty("manifests", out var children) ? Descriptors(children) : [];
-        return new ParsedManifest(type, blobs, manifests);
+        Digest? subject = root.TryGetProperty("subject", out var referred) ? DescriptorDigest(referred) : null;
+        return new ParsedManifest(type, blobs, manifests, subject, StringField(root, "artifactType") ?? configType, ReadAnnotations(root));
     }
+
+    private static string? StringField(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text
+            ? text
+            : null;
+
+    private static Dictionary<string, string>? ReadAnnotations(JsonElement root) =>
+        root.TryGetProperty("annotations", out var annotations) && annotations.ValueKind == JsonValueKind.Object
+            ? annotations.EnumerateObject().Where(a => a.Value.ValueKind == JsonValueKind.String).ToDictionary(a => a.Name, a => a.Value.GetString()!, StringComparer.Ordinal)
+            : null;
 
     private static List<Digest> Descriptors(JsonElement array) =>
         array.ValueKind == JsonValueKind.Array

@@ -12,6 +12,12 @@ namespace CacheService.Core.Registry;
 /// <param name="Content">Its bytes.</param>
 public sealed record OciManifest(Digest Digest, string MediaType, byte[] Content);
 
+/// <summary>A manifest just pushed: its digest, and the subject it refers to (OCI 1.1), if any.</summary>
+public sealed record PushedManifest(Digest Digest, Digest? Subject);
+
+/// <summary>A manifest that refers to another through its <c>subject</c>, as the referrers API lists it.</summary>
+public sealed record OciReferrer(Digest Digest, string MediaType, long Size, string? ArtifactType, IReadOnlyDictionary<string, string>? Annotations);
+
 /// <summary>
 /// The registry view of the cache (OCI Distribution): a repository is a namespace, blobs are the
 /// namespace's blobs, and manifests are index entries. A manifest is stored as a blob; an entry
@@ -20,6 +26,14 @@ public sealed record OciManifest(Digest Digest, string MediaType, byte[] Content
 /// evicts them together. Tags are the index's own (<see cref="ILayerIndex.PutTagAsync"/>): a push
 /// repoints one atomically, and listing them reads no entries.
 /// </summary>
+/// <remarks>
+/// <para>Referrers (OCI 1.1): a manifest pushed with a <c>subject</c> also gets a link, a tag
+/// named <c>~referrer/&lt;subject&gt;/&lt;manifest&gt;</c> whose entry keeps the same blobs. No
+/// client can push such a tag (<c>~</c> is not a tag character), it sorts after every real tag, so
+/// tag listings stop before the links, and the links of one subject are one range of the tag
+/// list: listing them is a range read, and deleting the manifest deletes its links with its
+/// other tags.</para>
+/// </remarks>
 /// <remarks>
 /// Everything goes through the core's services, so a registry request counts, repairs and
 /// evicts exactly as a gRPC call does.
@@ -48,6 +62,12 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
     /// <summary>The index key of a manifest by digest.</summary>
     public static Digest ManifestKey(Digest manifest) => new Preimage().Field(ManifestKeyDomain).Field(manifest.Value).Hash();
 
+    /// <summary>The prefix of the internal tags that link subjects to their referrers.</summary>
+    public const string ReferrerTagPrefix = "~referrer/";
+
+    // The prefix of one subject's links; a link is this and the referrer's digest.
+    private static string ReferrersOf(Digest subject) => $"{ReferrerTagPrefix}{subject}/";
+
     /// <summary>True for a reference that is a digest rather than a tag.</summary>
     public static bool IsDigest(string reference) => reference?.StartsWith("sha256:", StringComparison.Ordinal) == true;
 
@@ -74,23 +94,29 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
             return null;
         }
 
+        return new OciManifest(entry.Layer.Digest, entry.Layer.MediaType, await ReadAsync(ns, entry.Layer.Digest, cancellationToken));
+    }
+
+    private async Task<byte[]> ReadAsync(string ns, Digest manifest, CancellationToken cancellationToken)
+    {
         using var content = new MemoryStream();
-        await foreach (var chunk in transfers.DownloadAsync(ns, entry.Layer.Digest, 0, cancellationToken))
+        await foreach (var chunk in transfers.DownloadAsync(ns, manifest, 0, cancellationToken))
         {
             content.Write(chunk.Span);
         }
 
-        return new OciManifest(entry.Layer.Digest, entry.Layer.MediaType, content.ToArray());
+        return content.ToArray();
     }
 
     /// <summary>
     /// Stores a manifest under its digest and, when <paramref name="reference"/> is a tag, points
     /// the tag at it. Every blob it names must already be in the namespace, and every manifest an
-    /// index names must have been pushed.
+    /// index names must have been pushed. A manifest with a subject is linked to it for the
+    /// referrers API; the subject need not be there (yet).
     /// </summary>
     /// <exception cref="InvalidFieldException">Field <c>manifest</c>: unreadable JSON; <c>reference</c>: a digest that does not match.</exception>
     /// <exception cref="PreconditionFailedException">A blob or manifest the manifest names is missing.</exception>
-    public async Task<Digest> PutManifestAsync(string ns, string reference, string mediaType, byte[] content, CancellationToken cancellationToken)
+    public async Task<PushedManifest> PutManifestAsync(string ns, string reference, string mediaType, byte[] content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
         if (content.Length > MaxManifestBytes)
@@ -136,21 +162,60 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
         }
 
         await commits.CommitAsync(ns, new NewEntry(ManifestKey(digest), layer, blobs, ""), cancellationToken);
+        if (manifest.Subject is { } subject)
+        {
+            var link = ReferrersOf(subject) + digest;
+            await commits.PutTagAsync(ns, link, new NewEntry(TagKey(link), layer, blobs, ""), cancellationToken);
+        }
+
         if (tag is not null)
         {
             await commits.PutTagAsync(ns, tag, new NewEntry(TagKey(tag), layer, blobs, ""), cancellationToken);
         }
 
-        return digest;
+        return new PushedManifest(digest, manifest.Subject);
+    }
+
+    /// <summary>
+    /// The manifests whose subject is <paramref name="subject"/>, in digest order, up to
+    /// <paramref name="limit"/> links after <paramref name="after"/> (a referrer's digest), keeping
+    /// those of <paramref name="artifactType"/> when given. A link whose manifest is gone (evicted or
+    /// deleted by digest) is left out. The second item is where the next page starts, or null.
+    /// </summary>
+    public async Task<(IReadOnlyList<OciReferrer> Referrers, string? Next)> ListReferrersAsync(
+        string ns, Digest subject, string? artifactType, string? after, int limit, CancellationToken cancellationToken)
+    {
+        var prefix = ReferrersOf(subject);
+        var links = (await backends.Index.ListTagsAsync(ns, prefix + (after ?? ""), limit + 1, cancellationToken))
+            .TakeWhile(t => t.Tag.StartsWith(prefix, StringComparison.Ordinal))
+            .ToList();
+        var next = links.Count > limit ? links[limit - 1].Tag[prefix.Length..] : null;
+        var referrers = new List<OciReferrer>();
+        foreach (var link in links.Take(limit))
+        {
+            var manifest = link.Layer.Digest;
+            if (await backends.Index.LookupAsync(ns, ManifestKey(manifest), cancellationToken) is null)
+            {
+                continue;
+            }
+
+            var parsed = ParsedManifest.Parse(await ReadAsync(ns, manifest, cancellationToken), link.Layer.MediaType);
+            if (artifactType is null || parsed.ArtifactType == artifactType)
+            {
+                referrers.Add(new OciReferrer(manifest, parsed.MediaType, link.Layer.Size, parsed.ArtifactType, parsed.Annotations));
+            }
+        }
+
+        return (referrers, next);
     }
 
     /// <summary>Every repository (namespace) with content or usage, in ordinal order.</summary>
     public Task<IReadOnlyList<string>> ListRepositoriesAsync(CancellationToken cancellationToken) =>
         backends.Index.ListNamespacesAsync(cancellationToken);
 
-    /// <summary>Up to <paramref name="limit"/> tags after <paramref name="after"/>, in ordinal order.</summary>
+    /// <summary>Up to <paramref name="limit"/> tags after <paramref name="after"/>, in ordinal order (the referrer links, which sort last, are not tags).</summary>
     public async Task<IReadOnlyList<string>> ListTagsAsync(string ns, string? after, int limit, CancellationToken cancellationToken) =>
-        [.. (await backends.Index.ListTagsAsync(ns, after, limit, cancellationToken)).Select(t => t.Tag)];
+        [.. (await backends.Index.ListTagsAsync(ns, after, limit, cancellationToken)).Select(t => t.Tag).TakeWhile(t => !t.StartsWith(ReferrerTagPrefix, StringComparison.Ordinal))];
 
     /// <summary>Deletes a manifest's digest entry and the tags that point at it; the blobs go when nothing references them.</summary>
     public async Task<bool> DeleteManifestAsync(string ns, Digest digest, CancellationToken cancellationToken)

@@ -25,10 +25,16 @@ internal sealed partial class RegistryHandler
 
                 return;
             case "PUT":
-                var digest = await registry.PutManifestAsync(ns, reference, http.Request.ContentType ?? "", await ReadManifestAsync(http), http.RequestAborted);
+                var pushed = await registry.PutManifestAsync(ns, reference, http.Request.ContentType ?? "", await ReadManifestAsync(http), http.RequestAborted);
                 http.Response.StatusCode = 201;
-                http.Response.Headers.Location = $"/v2/{ns}/manifests/{digest}";
-                http.Response.Headers[DigestHeader] = digest.Value;
+                http.Response.Headers.Location = $"/v2/{ns}/manifests/{pushed.Digest}";
+                http.Response.Headers[DigestHeader] = pushed.Digest.Value;
+                if (pushed.Subject is { } subject)
+                {
+                    // Tells the client this registry keeps referrers, so it need not push the fallback tag.
+                    http.Response.Headers["OCI-Subject"] = subject.Value;
+                }
+
                 return;
             case "DELETE":
                 var byDigest = OciRegistry.IsDigest(reference);

@@ -19,7 +19,7 @@ namespace CacheService.Server.Registry;
 /// </summary>
 /// <remarks>
 /// <para>One handler, one file per resource: routing here; <c>RegistryHandler.Blobs.cs</c>,
-/// <c>.Uploads.cs</c>, <c>.Manifests.cs</c>, <c>.Tags.cs</c>; <see cref="ByteRange"/> for
+/// <c>.Uploads.cs</c>, <c>.Manifests.cs</c>, <c>.Referrers.cs</c>, <c>.Tags.cs</c>; <see cref="ByteRange"/> for
 /// <c>Range</c> headers and <see cref="RegistryError"/> for the spec's error bodies.</para>
 /// <para>Access: GET and HEAD read the repository, every other method writes it. Without the right
 /// credentials the answer is a 401 whose challenge points at <see cref="RegistryTokenEndpoint"/>
@@ -132,6 +132,12 @@ internal sealed partial class RegistryHandler(
         if (Split(path, "/manifests/") is { } manifest)
         {
             return (manifest.Ns, manifest.Tail, () => ManifestAsync(http, manifest.Ns, manifest.Tail));
+        }
+
+        if (Split(path, "/referrers/") is { } referrers)
+        {
+            var subject = Digest.Parse(referrers.Tail, "digest");
+            return (referrers.Ns, "referrers", () => ReferrersAsync(http, referrers.Ns, subject));
         }
 
         if (Split(path, "/tags/list") is { Tail: "" } tags && method == "GET")
