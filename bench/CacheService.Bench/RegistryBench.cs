@@ -1,55 +1,109 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using CacheService.Api.V1;
 using CacheService.Testing;
-using Grpc.Net.Client;
 
 namespace CacheService.Bench;
 
 /// <summary>
 /// The same buildah <c>--cache-to</c> / <c>--cache-from</c> builds against Debian's docker-registry
 /// (CNCF Distribution) and against the CacheService facade (embedded, and Redis + Ceph RGW), on
-/// loopback, in one run: builder B's wall time (a fresh storage root taking every step from the
-/// remote cache), the requests B made, and the bytes the cache holds after builder A.
+/// loopback, in one run. Each round builder A pushes the cache to a fresh repository and builder
+/// B (a fresh storage root) takes every step from it; the registries take turns within a round,
+/// in a rotating order, and each figure is the median of the rounds. Beside them, the registry's
+/// own share: what B fetched (every cached step's manifest, config and layers) fetched again over
+/// plain HTTP, alternating the registries, and the bytes each registry hashed per byte it served.
 /// </summary>
 internal static class RegistryBench
 {
-    private sealed record Target(string Name, string Registry, Func<long> Requests, Func<Task<long>> StoredBytes);
+    private const int Rounds = 5;
 
-    private sealed record Row(string Target, double BuilderASeconds, double BuilderBSeconds, long BuilderBRequests, long StoredBytes);
+    // Replays per registry: they are quick, and more of them steady the median.
+    private const int Replays = 15;
+
+    private const string ManifestTypes = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+    private sealed record Target(string Name, string Registry, Func<long> Requests, Func<double> HashedBytes, Func<double> ServedBytes);
+
+    private sealed record Samples(List<double> BuilderA, List<double> BuilderB, List<double> Replay)
+    {
+        public long BuilderBRequests { get; set; }
+
+        public long ReplayBytes { get; set; }
+    }
+
+    private sealed record Row(
+        string Target, double BuilderASeconds, double BuilderBSeconds, double BuilderBVsDistribution, long BuilderBRequests,
+        double ReplaySeconds, double ReplayVsDistribution, long ReplayBytes, double BytesHashedPerByteServed);
 
     public static async Task<int> RunAsync()
     {
         var work = Directory.CreateTempSubdirectory("cs-bench-registry-").FullName;
+        var distributionDir = Path.Combine(work, "distribution");
+        var distributionPort = ServiceScripts.FreePort();
+        ServiceScripts.Run("docker-registry.sh", "start", distributionDir, distributionPort.ToString(CultureInfo.InvariantCulture));
         try
         {
             var context = await ContextAsync(work);
-            var rows = new List<Row>
+            using var http = new HttpClient();
+            using var embedded = new ServerProcess();
+            using var redis = RedisServers.StartSingle();
+            using var rgw = new RgwServer();
+            var s3 = rgw.Options("registry-bench");
+            using var distributed = new ServerProcess(
+                "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}", RedisServers.EntryKeyArg,
+                "--CacheService:Storage:BlobEngine=s3", $"--CacheService:S3:Endpoint={s3.Endpoint}", $"--CacheService:S3:Bucket={s3.Bucket}",
+                $"--CacheService:S3:Prefix={s3.Prefix}", $"--CacheService:S3:AccessKey={s3.AccessKey}", $"--CacheService:S3:SecretKey={s3.SecretKey}");
+            Target[] targets =
+            [
+                new("CNCF Distribution (docker-registry)", $"127.0.0.1:{distributionPort}",
+                    () => File.ReadLines(Path.Combine(distributionDir, "registry.log")).Count(l => l.Contains("response completed", StringComparison.Ordinal)),
+                    () => 0, () => 1), // Distribution sends stored files as they are: it hashes nothing it serves
+                Facade("CacheService, embedded", embedded, http),
+                Facade("CacheService, Redis + Ceph RGW", distributed, http),
+            ];
+
+            var samples = targets.ToDictionary(t => t.Name, _ => new Samples([], [], []));
+            var hashed = targets.ToDictionary(t => t.Name, t => (Hashed: t.HashedBytes(), Served: t.ServedBytes()));
+            for (var round = 0; round < Rounds; round++)
             {
-                await DistributionAsync(work, context),
-                await FacadeAsync(work, context, "CacheService, embedded", []),
-            };
-            using (var redis = RedisServers.StartSingle())
-            using (var rgw = new RgwServer())
-            {
-                var s3 = rgw.Options("registry-bench");
-                rows.Add(await FacadeAsync(work, context, "CacheService, Redis + Ceph RGW",
-                [
-                    "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}", RedisServers.EntryKeyArg,
-                    "--CacheService:Storage:BlobEngine=s3", $"--CacheService:S3:Endpoint={s3.Endpoint}", $"--CacheService:S3:Bucket={s3.Bucket}",
-                    $"--CacheService:S3:Prefix={s3.Prefix}", $"--CacheService:S3:AccessKey={s3.AccessKey}", $"--CacheService:S3:SecretKey={s3.SecretKey}",
-                ]));
+                foreach (var target in Rotate(targets, round))
+                {
+                    await BuildsAsync(work, context, target, round, samples[target.Name]);
+                }
             }
 
-            Report(rows);
+            for (var replay = 0; replay < Replays; replay++)
+            {
+                foreach (var target in Rotate(targets, replay))
+                {
+                    await ReplayAsync(http, target, samples[target.Name]);
+                }
+            }
+
+            Report(targets, samples, targets.ToDictionary(
+                t => t.Name, t => (t.HashedBytes() - hashed[t.Name].Hashed) / Math.Max(1, t.ServedBytes() - hashed[t.Name].Served)));
             return 0;
         }
         finally
         {
+            ServiceScripts.Run("docker-registry.sh", "stop", distributionDir);
             Directory.Delete(work, recursive: true);
         }
     }
+
+    private static Target Facade(string name, ServerProcess server, HttpClient http)
+    {
+        double Metric(string prefix) => http.GetStringAsync($"http://127.0.0.1:{server.HttpPort}/metrics").GetAwaiter().GetResult().Split('\n')
+            .Where(l => l.StartsWith(prefix, StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        return new Target(name, $"127.0.0.1:{server.HttpPort}",
+            () => (long)Metric("cacheservice_registry_requests_total{"),
+            () => Metric("cacheservice_verified_read_bytes_total"),
+            () => Metric("cacheservice_layer_bytes_total{direction=\"download\"}"));
+    }
+
+    private static IEnumerable<Target> Rotate(Target[] targets, int round) => targets.Skip(round % targets.Length).Concat(targets.Take(round % targets.Length));
 
     // busybox for a shell, a 32 MB data file, and RUN steps on top of FROM scratch.
     private static async Task<string> ContextAsync(string work)
@@ -68,53 +122,25 @@ internal static class RegistryBench
         return context;
     }
 
-    private static async Task<Row> DistributionAsync(string work, string context)
+    // Builder A pushes the cache to this round's repository; builder B, on a fresh root, takes every step from it.
+    private static async Task BuildsAsync(string work, string context, Target target, int round, Samples samples)
     {
-        var dir = Path.Combine(work, "distribution");
-        var port = ServiceScripts.FreePort();
-        ServiceScripts.Run("docker-registry.sh", "start", dir, port.ToString(CultureInfo.InvariantCulture));
-        try
-        {
-            long Requests() => File.ReadLines(Path.Combine(dir, "registry.log")).Count(l => l.Contains("response completed", StringComparison.Ordinal));
-            Task<long> Stored() => Task.FromResult(Directory.EnumerateFiles(Path.Combine(dir, "data"), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length));
-            return await MeasureAsync(work, context, new Target("CNCF Distribution (docker-registry)", $"127.0.0.1:{port}", Requests, Stored));
-        }
-        finally
-        {
-            ServiceScripts.Run("docker-registry.sh", "stop", dir);
-        }
-    }
-
-    private static async Task<Row> FacadeAsync(string work, string context, string name, string[] engines)
-    {
-        using var server = new ServerProcess(engines);
-        using var http = new HttpClient();
-        using var channel = GrpcChannel.ForAddress(server.GrpcAddress);
-        var client = new LayerCache.LayerCacheClient(channel);
-        long Requests() => http.GetStringAsync($"http://127.0.0.1:{server.HttpPort}/metrics").GetAwaiter().GetResult().Split('\n')
-            .Where(l => l.StartsWith("cacheservice_registry_requests_total{", StringComparison.Ordinal))
-            .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-        async Task<long> Stored() => (await client.GetStatsAsync(new GetStatsRequest { Namespace = "team/cache" })).StoredBytes;
-        return await MeasureAsync(work, context, new Target(name, $"127.0.0.1:{server.HttpPort}", Requests, Stored));
-    }
-
-    private static async Task<Row> MeasureAsync(string work, string context, Target target)
-    {
-        Console.Error.WriteLine($"{target.Name}: builder A pushes the cache");
-        var a = await BuildAsync(work, target, "--cache-to", context);
+        var repository = $"{target.Registry}/team/cache-{round}";
+        Console.Error.WriteLine($"round {round + 1}, {target.Name}: builder A pushes the cache");
+        samples.BuilderA.Add(await BuildAsync(work, target, repository, "--cache-to", context));
         var before = target.Requests();
-        Console.Error.WriteLine($"{target.Name}: builder B takes it from a fresh root");
-        var b = await BuildAsync(work, target, "--cache-from", context);
-        return new Row(target.Name, a.TotalSeconds, b.TotalSeconds, target.Requests() - before, await target.StoredBytes());
+        Console.Error.WriteLine($"round {round + 1}, {target.Name}: builder B takes it from a fresh root");
+        samples.BuilderB.Add(await BuildAsync(work, target, repository, "--cache-from", context));
+        samples.BuilderBRequests = target.Requests() - before;
     }
 
-    private static async Task<TimeSpan> BuildAsync(string work, Target target, string cacheFlag, string context)
+    private static async Task<double> BuildAsync(string work, Target target, string repository, string cacheFlag, string context)
     {
         var root = Path.Combine(work, "builders", Guid.NewGuid().ToString("N"));
         string[] args =
         [
             "--root", Path.Combine(root, "root"), "--runroot", Path.Combine(root, "run"), "--storage-driver", "vfs",
-            "bud", "--isolation", "chroot", "--layers", cacheFlag, $"{target.Registry}/team/cache", "--tls-verify=false", context,
+            "bud", "--isolation", "chroot", "--layers", cacheFlag, repository, "--tls-verify=false", context,
         ];
         var clock = Stopwatch.StartNew();
         var (exit, output, error) = await Tools.RunAsync("buildah", "buildah", null, args);
@@ -130,27 +156,81 @@ internal static class RegistryBench
         }
 
         Directory.Delete(root, recursive: true);
-        return clock.Elapsed;
+        return clock.Elapsed.TotalSeconds;
     }
 
-    private static void Report(List<Row> rows)
+    // Fetches every cached step of round 1's repository whole (manifest, config, layers), as a fresh builder would.
+    private static async Task ReplayAsync(HttpClient http, Target target, Samples samples)
     {
-        var reference = rows[0];
-        Console.WriteLine("## buildah remote layer cache: CNCF Distribution vs the CacheService facade (one run, loopback)");
+        var registry = $"http://{target.Registry}/v2/team/cache-0";
+        var clock = Stopwatch.StartNew();
+        long bytes = 0;
+        var tags = JsonDocument.Parse(await http.GetStringAsync($"{registry}/tags/list")).RootElement.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!).ToList();
+        foreach (var tag in tags)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"{registry}/manifests/{tag}");
+            request.Headers.Accept.ParseAdd(ManifestTypes);
+            using var response = await http.SendAsync(request);
+            var manifest = await response.EnsureSuccessStatusCode().Content.ReadAsByteArrayAsync();
+            bytes += manifest.Length;
+            var root = JsonDocument.Parse(manifest).RootElement;
+            foreach (var descriptor in root.GetProperty("layers").EnumerateArray().Prepend(root.GetProperty("config")))
+            {
+                using var blob = await http.GetAsync($"{registry}/blobs/{descriptor.GetProperty("digest").GetString()}", HttpCompletionOption.ResponseHeadersRead);
+                await using var body = await blob.EnsureSuccessStatusCode().Content.ReadAsStreamAsync();
+                bytes += await DrainAsync(body);
+            }
+        }
+
+        samples.Replay.Add(clock.Elapsed.TotalSeconds);
+        samples.ReplayBytes = bytes;
+    }
+
+    private static async Task<long> DrainAsync(Stream body)
+    {
+        var buffer = new byte[256 * 1024];
+        long total = 0;
+        int read;
+        while ((read = await body.ReadAsync(buffer)) > 0)
+        {
+            total += read;
+        }
+
+        return total;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static void Report(Target[] targets, Dictionary<string, Samples> samples, Dictionary<string, double> hashedPerServed)
+    {
+        var reference = samples[targets[0].Name];
+        var rows = targets.Select(t =>
+        {
+            var s = samples[t.Name];
+            return new Row(t.Name, Median(s.BuilderA), Median(s.BuilderB), Median(reference.BuilderB) / Median(s.BuilderB), s.BuilderBRequests,
+                Median(s.Replay), Median(reference.Replay) / Median(s.Replay), s.ReplayBytes, hashedPerServed[t.Name]);
+        }).ToList();
+
+        Console.WriteLine($"## buildah remote layer cache: CNCF Distribution vs the CacheService facade (medians of {Rounds} alternating rounds, loopback)");
         Console.WriteLine();
-        Console.WriteLine("| registry | builder A (cache-to) | builder B (cache-from, fresh root) | B vs Distribution | B's requests | bytes stored |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| registry | builder A (cache-to) | A vs Distribution | builder B (cache-from, fresh root) | B vs Distribution | B's requests | B's content fetched again | vs Distribution | bytes hashed per byte served |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var row in rows)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.Target} | {row.BuilderASeconds:F2} s | {row.BuilderBSeconds:F2} s | {reference.BuilderBSeconds / row.BuilderBSeconds:F2}x | {row.BuilderBRequests} | {row.StoredBytes / 1e6:F1} MB |"));
+                $"| {row.Target} | {row.BuilderASeconds:F2} s | {rows[0].BuilderASeconds / row.BuilderASeconds:F2}x | {row.BuilderBSeconds:F2} s | {row.BuilderBVsDistribution:F2}x | {row.BuilderBRequests} | {row.ReplaySeconds * 1000:F0} ms ({row.ReplayBytes / 1e6:F1} MB) | {row.ReplayVsDistribution:F2}x | {row.BytesHashedPerByteServed:F2} |"));
         }
 
         var results = Path.Combine(ServiceScripts.RepositoryRoot, "bench", "results");
         Directory.CreateDirectory(results);
-        File.WriteAllText(Path.Combine(results, "registry.json"), JsonSerializer.Serialize(new { command = "make bench-registry", measuredAt = DateTimeOffset.UtcNow, rows }, Indented));
+        File.WriteAllText(Path.Combine(results, "registry.json"), JsonSerializer.Serialize(
+            new { command = "make bench-registry", measuredAt = DateTimeOffset.UtcNow, rounds = Rounds, replays = Replays, rows, samples }, Indented));
         Console.WriteLine();
-        Console.WriteLine("written to bench/results/registry.json (B vs Distribution > 1 means faster than Distribution)");
+        Console.WriteLine("written to bench/results/registry.json (x > 1 means faster than Distribution)");
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };

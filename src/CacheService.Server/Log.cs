@@ -33,6 +33,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "An index entry of namespace {Namespace} failed its MAC check: it was not written with this server's keys. It was removed and served as a miss")]
     public static partial void ForgedEntry(ILogger logger, string @namespace);
 
+    [LoggerMessage(EventId = 116, Level = LogLevel.Warning, Message = "Blob {Digest} of namespace {Namespace} no longer matches its digest ({Check} found it): it was removed with the entries that named it, and the next build rebuilds it")]
+    public static partial void CorruptBlob(ILogger logger, string digest, string @namespace, string check);
+
     [LoggerMessage(EventId = 114, Level = LogLevel.Information, Message = "TLS certificate files changed: now {Subject}, valid until {NotAfter}")]
     public static partial void CertificateReloaded(ILogger logger, string subject, DateTime notAfter);
 

@@ -119,6 +119,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(sp => new OciRegistry(
             sp.GetRequiredService<CacheBackends>(), sp.GetRequiredService<CacheLookups>(), sp.GetRequiredService<LayerCommits>(), sp.GetRequiredService<LayerTransfers>()));
         services.TryAddSingleton(sp => new BlobCollector(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new BlobScrubber(sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<LayerTransfers>()));
         services.TryAddSingleton(sp => new OrphanSweeper(sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheBackends>().Blobs, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new NamespaceSampler(
             sp.GetRequiredService<CacheBackends>().Index, sp.GetRequiredService<CacheMetrics>(), sp.GetRequiredService<StorageGuard>(), sp.GetRequiredService<CacheBackends>().Namespaces, sp.GetRequiredService<IOptions<ObservabilityOptions>>(), sp.GetRequiredService<TimeProvider>()));
@@ -153,6 +154,8 @@ public static class ServiceCollectionExtensions
 
                 return deleted;
             });
+        AddPeriodicWork(services, "blob scrub", runAtStart: false, sp => Integrity(sp).ScrubInterval,
+            sp => ct => Integrity(sp).ScrubBytesPerRound > 0 ? sp.GetRequiredService<BlobScrubber>().ScrubOnceAsync(Integrity(sp).ScrubBytesPerRound, ct) : Task.FromResult(0));
         AddPeriodicWork(services, "upload session expiry", runAtStart: false, sp => Limits(sp).UploadIdleTimeout,
             sp => ct => Task.FromResult(sp.GetRequiredService<UploadSessions>().ExpireIdle()));
         AddPeriodicWork(services, "namespace sample", runAtStart: true, sp => sp.GetRequiredService<IOptions<ObservabilityOptions>>().Value.SampleInterval,
@@ -212,6 +215,8 @@ public static class ServiceCollectionExtensions
     private static LimitsOptions Limits(IServiceProvider sp) => sp.GetRequiredService<IOptions<LimitsOptions>>().Value;
 
     private static EvictionOptions Eviction(IServiceProvider sp) => sp.GetRequiredService<IOptions<EvictionOptions>>().Value;
+
+    private static IntegrityOptions Integrity(IServiceProvider sp) => sp.GetRequiredService<IOptions<IntegrityOptions>>().Value;
 
     private static void AddValidatedOptions<T>(IServiceCollection services, string section, Func<T, IEnumerable<string>> validate)
         where T : class

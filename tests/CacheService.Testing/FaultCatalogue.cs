@@ -210,6 +210,7 @@ public abstract class FaultCatalogue : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_corrupt_blob_is_never_sent_whole_with_a_success_status_and_is_purged_over_either_transport()
     {
+        await UseServerAsync(await StartServerAsync("--CacheService:Integrity:VerifiedRegistryReads=1")); // every registry read verified, as gRPC's are
         var pushed = Layers.Random(2_000_000, 8); // several chunks: the first ones go out before the end is known
         var digest = await Http.PushBlobAsync("fault/corrupt", pushed);
         var uploaded = Layers.Random(2_000_000, 9);
@@ -240,6 +241,35 @@ public abstract class FaultCatalogue : IAsyncLifetime, IDisposable
         Assert.Null(await StoredSizeAsync("fault/corrupt", layer.Digest));
         Assert.False((await Layers.UploadAsync(Server.Client, "fault/corrupt", uploaded)).AlreadyExisted);
         Assert.Equal(digest, await Http.PushBlobAsync("fault/corrupt", pushed));
+    }
+
+    [Fact]
+    public async Task A_corrupt_blob_sent_as_stored_fails_the_clients_digest_check_and_the_scrubber_purges_it()
+    {
+        await UseServerAsync(await StartServerAsync("--CacheService:Integrity:VerifiedRegistryReads=0"));
+        var (manifest, _) = await Http.PushImageAsync("fault/rot", "step", seed: 16, layerBytes: 300_000);
+        var rotten = JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
+        var kept = await Layers.UploadAndCommitAsync(Server.Client, "fault/rot", "k", Layers.Random(200_000, 17));
+        await CorruptAsync("fault/rot", rotten);
+
+        // Unverified, the bytes go out as stored: what a registry client's own digest check refuses.
+        var served = await Http.GetByteArrayAsync($"/v2/fault/rot/blobs/{rotten}");
+        Assert.Equal(300_000, served.Length);
+        Assert.NotEqual(rotten, Layers.DigestOf(served));
+        Assert.Equal(0, await Server.MetricAsync("cacheservice_verified_bytes_total{check=\"read\"}"));
+
+        // One scrub round (the default budget covers every blob here) finds it and purges it with the tag that named it.
+        await Server.RunPeriodicWorkAsync("blob scrub", 1, TimeSpan.FromSeconds(10));
+        Assert.Equal(1, await Server.MetricAsync("cacheservice_corrupt_blobs_total{check=\"scrub\"}"));
+        Assert.True(await Server.MetricAsync("cacheservice_verified_bytes_total{check=\"scrub\"}") >= 500_000);
+        Assert.Null(await StoredSizeAsync("fault/rot", rotten));
+        using (var pull = await Http.GetAsync("/v2/fault/rot/manifests/step"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, pull.StatusCode); // the next build misses and pushes again
+        }
+
+        Assert.True(await Hit("fault/rot", "k")); // what was intact stays
+        Assert.Equal(200_000, await StoredSizeAsync("fault/rot", kept.Digest));
     }
 
     [Fact]

@@ -30,6 +30,19 @@ public interface ICacheObserver
 
     /// <summary>An entry of <paramref name="ns"/> whose MAC did not verify was found, treated as a miss and removed.</summary>
     void ForgedEntry(string ns);
+
+    /// <summary>A stored blob (<paramref name="bytes"/> long) was hashed against its digest; <paramref name="intact"/> false when it did not match (it was purged).</summary>
+    void BlobVerified(string ns, Digest digest, BlobCheck check, long bytes, bool intact);
+}
+
+/// <summary>What hashed a stored blob against its digest.</summary>
+public enum BlobCheck
+{
+    /// <summary>A whole-blob read, on its way to a client.</summary>
+    Read,
+
+    /// <summary>The background scrubber.</summary>
+    Scrub,
 }
 
 /// <summary>Which policy refused a request.</summary>
@@ -112,6 +125,11 @@ public sealed class NullCacheObserver : ICacheObserver
 
     /// <inheritdoc />
     public void ForgedEntry(string ns)
+    {
+    }
+
+    /// <inheritdoc />
+    public void BlobVerified(string ns, Digest digest, BlobCheck check, long bytes, bool intact)
     {
     }
 }

@@ -56,10 +56,8 @@ public sealed partial class LayerTransfers
                 throw new InvalidFieldException("offset", $"is beyond the end of the blob ({read.Position} bytes)");
             }
 
-            if (Digest.FromHash(hash.GetHashAndReset()) != digest)
+            if (!await CheckAsync(ns, digest, hash, read.Position, BlobCheck.Read, cancellationToken))
             {
-                await backends.Index.RemoveEntriesReferencingAsync(ns, digest, cancellationToken);
-                await backends.Blobs.DeleteAsync(ns, digest, cancellationToken);
                 throw new BlobCorruptedException(ns, digest);
             }
 
@@ -75,6 +73,44 @@ public sealed partial class LayerTransfers
         }
 
         await backends.RecordUsageAsync(ns, new UsageDelta(BytesDownloaded: read.Sent), cancellationToken);
+    }
+
+    /// <summary>
+    /// Reads a stored blob whole and hashes it against its digest, as a download would, but sends
+    /// nothing and counts no download: the scrubber's check. A blob that does not match is purged
+    /// with the entries that name it. False when it did not match; true when it did, or when it
+    /// is gone (deleted since it was listed).
+    /// </summary>
+    public async Task<bool> ScrubAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var read = new ReadProgress();
+        try
+        {
+            await foreach (var _ in ReadAsync(ns, digest, 0, long.MaxValue, hash, read, cancellationToken))
+            {
+            }
+        }
+        catch (BlobNotFoundException)
+        {
+            return true;
+        }
+
+        return await CheckAsync(ns, digest, hash, read.Position, BlobCheck.Scrub, cancellationToken);
+    }
+
+    // Compares what was hashed with the digest, tells the observer, and purges a blob that does not match.
+    private async Task<bool> CheckAsync(string ns, Digest digest, IncrementalHash hash, long bytes, BlobCheck check, CancellationToken cancellationToken)
+    {
+        var intact = Digest.FromHash(hash.GetHashAndReset()) == digest;
+        backends.Observer.BlobVerified(ns, digest, check, bytes, intact);
+        if (!intact)
+        {
+            await backends.Index.RemoveEntriesReferencingAsync(ns, digest, cancellationToken);
+            await backends.Blobs.DeleteAsync(ns, digest, cancellationToken);
+        }
+
+        return intact;
     }
 
     /// <summary>

@@ -26,6 +26,24 @@ public sealed class IntegrityOptions
     /// <summary>Keys whose signatures are still accepted after a rotation, as base64. Default none.</summary>
     public string[]? PreviousEntryKeys { get; set; }
 
+    /// <summary>
+    /// The share (0 to 1) of whole-blob registry GETs hashed against their digest on the way out;
+    /// the others are sent as stored. Registry clients check every blob's digest themselves, so an
+    /// unverified read can fail a pull but never install a wrong byte; a verified one that does not
+    /// match is cut short and purged at once. gRPC downloads are always verified (the SDK relies on
+    /// it). Default 0.1.
+    /// </summary>
+    public double VerifiedRegistryReads { get; set; } = 0.1;
+
+    /// <summary>How often the scrubber runs a round. Default 10 seconds.</summary>
+    public TimeSpan ScrubInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Bytes the scrubber hashes per round (about: it finishes the blob it is on); 0 turns it off.
+    /// Default 256 MiB, about 25 MB/s at the default interval: a pass over 100 GB every 70 minutes.
+    /// </summary>
+    public long ScrubBytesPerRound { get; set; } = 256L << 20;
+
     /// <summary>Problems with the values, empty when valid; <paramref name="sharedIndex"/> is true for an index that replicas share (Redis).</summary>
     public IEnumerable<string> Validate(bool sharedIndex)
     {
@@ -40,6 +58,21 @@ public sealed class IntegrityOptions
         else if (Problem(EntryKey) is { } problem)
         {
             yield return $"EntryKey: {problem}";
+        }
+
+        if (!(VerifiedRegistryReads is >= 0 and <= 1))
+        {
+            yield return $"VerifiedRegistryReads must be between 0 and 1 (a share of reads), not {VerifiedRegistryReads}";
+        }
+
+        if (ScrubInterval <= TimeSpan.Zero || ScrubInterval > TimeSpan.FromDays(1))
+        {
+            yield return $"ScrubInterval must be more than zero and at most a day, not {ScrubInterval}";
+        }
+
+        if (ScrubBytesPerRound < 0)
+        {
+            yield return $"ScrubBytesPerRound must not be negative (0 turns the scrubber off), not {ScrubBytesPerRound}";
         }
 
         foreach (var previous in PreviousEntryKeys ?? [])

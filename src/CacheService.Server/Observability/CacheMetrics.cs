@@ -34,6 +34,8 @@ public sealed class CacheMetrics
     private readonly Counter _registryRequests;
     private readonly Counter _refusals;
     private readonly Counter _forgedEntries;
+    private readonly Counter _verifiedBytes;
+    private readonly Counter _corruptBlobs;
     private readonly Histogram _rpcDuration;
     private readonly Gauge _storedBytes;
     private readonly Gauge _entries;
@@ -54,6 +56,8 @@ public sealed class CacheMetrics
         _registryRequests = factory.CreateCounter("cacheservice_registry_requests_total", "Requests to the OCI Distribution API under /v2/, by method and HTTP status.", "method", "status");
         _refusals = factory.CreateCounter("cacheservice_refusals_total", "Requests refused by a policy, by reason: upload_sessions, namespace_budget, storage_ceiling, free_disk or namespace_count.", "reason");
         _forgedEntries = factory.CreateCounter("cacheservice_forged_entries_total", "Index entries whose MAC did not verify (written by something other than this server's keys): each was a miss and was removed, by namespace.", "namespace");
+        _verifiedBytes = factory.CreateCounter("cacheservice_verified_bytes_total", "Stored blob bytes hashed against their digests, by check: read (a whole blob on its way to a client) or scrub (the background scrubber).", "check");
+        _corruptBlobs = factory.CreateCounter("cacheservice_corrupt_blobs_total", "Stored blobs whose bytes did not match their digest, purged with the entries that named them, by the check that found them: read or scrub.", "check");
         _rpcDuration = factory.CreateHistogram("cacheservice_rpc_duration_seconds", "gRPC call duration by method and status code.", new HistogramConfiguration
         {
             LabelNames = ["method", "code"],
@@ -131,6 +135,17 @@ public sealed class CacheMetrics
     /// <summary>Counts layer bytes received (<c>upload</c>) or sent (<c>download</c>).</summary>
     public void LayerBytes(TransferDirection direction, long bytes) =>
         _layerBytes.WithLabels(direction == TransferDirection.Upload ? "upload" : "download").Inc(bytes);
+
+    /// <summary>Counts bytes hashed against their digest, and a blob found corrupt.</summary>
+    public void BlobVerified(BlobCheck check, long bytes, bool intact)
+    {
+        var label = check == BlobCheck.Read ? "read" : "scrub";
+        _verifiedBytes.WithLabels(label).Inc(bytes);
+        if (!intact)
+        {
+            _corruptBlobs.WithLabels(label).Inc();
+        }
+    }
 
     /// <summary>Counts entries evicted from <paramref name="ns"/>.</summary>
     public void Evictions(string ns, long count)

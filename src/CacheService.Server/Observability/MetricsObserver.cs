@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CacheService.Core;
 using CacheService.Core.Lookups;
 using CacheService.Core.Observation;
 
@@ -32,6 +33,15 @@ internal sealed class MetricsObserver(CacheMetrics metrics, ILogger<MetricsObser
     {
         metrics.ForgedEntry(ns);
         Log.ForgedEntry(logger, ns);
+    }
+
+    public void BlobVerified(string ns, Digest digest, BlobCheck check, long bytes, bool intact)
+    {
+        metrics.BlobVerified(check, bytes, intact);
+        if (!intact)
+        {
+            Log.CorruptBlob(logger, digest.Value, ns, check == BlobCheck.Read ? "a read" : "the scrubber");
+        }
     }
 
     public void BackendUnavailable(string backend, Exception? cause)

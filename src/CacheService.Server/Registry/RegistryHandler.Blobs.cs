@@ -1,8 +1,9 @@
 using CacheService.Core;
+using CacheService.Server.Access;
 
 namespace CacheService.Server.Registry;
 
-/// <summary>Blobs: HEAD and GET (whole or ranged) through the core's transfers, so both are counted alike; DELETE.</summary>
+/// <summary>Blobs: HEAD and GET (whole or ranged) through the core's transfers, so both are counted alike, a share of whole GETs verified (<see cref="IntegrityOptions.VerifiedRegistryReads"/>); DELETE.</summary>
 internal sealed partial class RegistryHandler
 {
     private async Task BlobAsync(HttpContext http, string ns, Digest digest)
@@ -25,8 +26,9 @@ internal sealed partial class RegistryHandler
 
                 if (http.Request.Method == "GET")
                 {
-                    // A whole blob is verified while it streams, as DownloadLayer is; a range is served as stored.
-                    var chunks = range.IsWhole(size)
+                    // The configured share of whole blobs is verified while it streams, as DownloadLayer
+                    // always is; the rest, and every range, is sent as stored (the client checks the digest).
+                    var chunks = range.IsWhole(size) && Random.Shared.NextDouble() < integrity.Value.VerifiedRegistryReads
                         ? transfers.DownloadAsync(ns, digest, 0, http.RequestAborted)
                         : transfers.ReadRangeAsync(ns, digest, range.Start, range.Length, http.RequestAborted);
                     await foreach (var chunk in chunks)

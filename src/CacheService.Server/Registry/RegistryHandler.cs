@@ -34,7 +34,8 @@ internal sealed partial class RegistryHandler(
     AuditLog audit,
     CacheMetrics metrics,
     IOptions<LimitsOptions> limits,
-    IOptions<RegistryOptions> options)
+    IOptions<RegistryOptions> options,
+    IOptions<IntegrityOptions> integrity)
 {
     private const string ApiVersionHeader = "Docker-Distribution-API-Version";
     private const string DigestHeader = "Docker-Content-Digest";
