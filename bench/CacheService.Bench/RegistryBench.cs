@@ -7,8 +7,9 @@ namespace CacheService.Bench;
 
 /// <summary>
 /// The same buildah <c>--cache-to</c> / <c>--cache-from</c> builds against Debian's docker-registry
-/// (CNCF Distribution) and against the CacheService facade (embedded, and Redis + Ceph RGW), on
-/// loopback, in one run. Each round builder A pushes the cache to a fresh repository and builder
+/// (CNCF Distribution) and against the CacheService facade (embedded; Redis + Ceph RGW relaying
+/// every byte; and Redis + Ceph RGW keeping local copies, <c>S3:LocalCopyBytes</c>), on loopback,
+/// in one run. Each round builder A pushes the cache to a fresh repository and builder
 /// B (a fresh storage root) takes every step from it; the registries take turns within a round,
 /// in a rotating order, and each figure is the median of the rounds. Beside them, the registry's
 /// own share: what B fetched (every cached step's manifest, config and layers) fetched again over
@@ -50,10 +51,15 @@ internal static class RegistryBench
             using var redis = RedisServers.StartSingle();
             using var rgw = new RgwServer();
             var s3 = rgw.Options("registry-bench");
-            using var distributed = new ServerProcess(
-                "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={redis.Configuration}", RedisServers.EntryKeyArg,
+            using var copiesRedis = RedisServers.StartSingle();
+            string[] Distributed(RedisServers index, string prefix) =>
+            [
+                "--CacheService:Storage:IndexEngine=redis", $"--CacheService:Redis:Configuration={index.Configuration}", RedisServers.EntryKeyArg,
                 "--CacheService:Storage:BlobEngine=s3", $"--CacheService:S3:Endpoint={s3.Endpoint}", $"--CacheService:S3:Bucket={s3.Bucket}",
-                $"--CacheService:S3:Prefix={s3.Prefix}", $"--CacheService:S3:AccessKey={s3.AccessKey}", $"--CacheService:S3:SecretKey={s3.SecretKey}");
+                $"--CacheService:S3:Prefix={prefix}", $"--CacheService:S3:AccessKey={s3.AccessKey}", $"--CacheService:S3:SecretKey={s3.SecretKey}",
+            ];
+            using var distributed = new ServerProcess(Distributed(redis, s3.Prefix));
+            using var copying = new ServerProcess([.. Distributed(copiesRedis, s3.Prefix + "-copies"), "--CacheService:S3:LocalCopyBytes=4294967296"]);
             Target[] targets =
             [
                 new("CNCF Distribution (docker-registry)", $"127.0.0.1:{distributionPort}",
@@ -61,6 +67,7 @@ internal static class RegistryBench
                     () => 0, () => 1), // Distribution sends stored files as they are: it hashes nothing it serves
                 Facade("CacheService, embedded", embedded, http),
                 Facade("CacheService, Redis + Ceph RGW", distributed, http),
+                Facade("CacheService, Redis + Ceph RGW, local copies", copying, http),
             ];
 
             var samples = targets.ToDictionary(t => t.Name, _ => new Samples([], [], []));
@@ -99,7 +106,7 @@ internal static class RegistryBench
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
         return new Target(name, $"127.0.0.1:{server.HttpPort}",
             () => (long)Metric("cacheservice_registry_requests_total{"),
-            () => Metric("cacheservice_verified_read_bytes_total"),
+            () => Metric("cacheservice_verified_bytes_total{check=\"read\"}"),
             () => Metric("cacheservice_layer_bytes_total{direction=\"download\"}"));
     }
 

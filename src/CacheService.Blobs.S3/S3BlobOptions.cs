@@ -37,6 +37,13 @@ public sealed class S3BlobOptions
     /// </summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Bytes of local copies a replica keeps, in its data directory, of the blobs it pushes and
+    /// pulls, so a repeated pull moves its bytes from local disk (the object store is still asked
+    /// whether the blob exists). 0 turns copies off. Default 0.
+    /// </summary>
+    public long LocalCopyBytes { get; set; }
+
     /// <summary>Problems with the values, empty when valid.</summary>
     public IEnumerable<string> Validate()
     {
@@ -51,5 +58,6 @@ public sealed class S3BlobOptions
         if (string.IsNullOrEmpty(SecretKey)) yield return "SecretKey is required";
         if (IdleTimeout < TimeSpan.FromMilliseconds(100) || IdleTimeout > TimeSpan.FromHours(1)) yield return "IdleTimeout must be between 100 ms and 1 hour";
         if (PresignExpiry < TimeSpan.FromSeconds(1) || PresignExpiry > TimeSpan.FromDays(7)) yield return "PresignExpiry must be between 1 second and 7 days";
+        if (LocalCopyBytes < 0) yield return "LocalCopyBytes must not be negative (0 keeps no local copies)";
     }
 }

@@ -39,7 +39,9 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<AuthOptions>>(sp => new ListingValidator<AuthOptions>(
             AuthOptions.Section, () => true, o => o.Validate(sp.GetRequiredService<IOptions<ServerOptions>>().Value.ListenAddress)));
         AddValidatedOptions<TlsOptions>(services, TlsOptions.Section, o => o.Validate());
-        services.AddOptions<RegistryOptions>().BindConfiguration(RegistryOptions.Section);
+        services.AddOptions<RegistryOptions>().BindConfiguration(RegistryOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RegistryOptions>>(sp => new ListingValidator<RegistryOptions>(
+            RegistryOptions.Section, () => true, o => o.Validate(presigns: Storage(sp).BlobEngine == BlobEngine.S3 && sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.DirectTransfer)));
         services.TryAddSingleton<ServerCertificates>();
         services.AddOptions<IntegrityOptions>().BindConfiguration(IntegrityOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<IntegrityOptions>>(sp => new ListingValidator<IntegrityOptions>(
@@ -84,10 +86,10 @@ public static class ServiceCollectionExtensions
             {
                 // A hundred builders pulling one cold layer cost the object store one fetch; the
                 // spool, on the data directory's disk, keeps to the free-space floor uploads keep to.
-                BlobEngine.S3 => new SingleFlightBlobStore(
+                BlobEngine.S3 => WithLocalCopies(sp, new SingleFlightBlobStore(
                     sp.GetRequiredService<S3BlobStore>(),
                     Path.Combine(Storage(sp).DataDirectory, "spool"),
-                    () => FreeDiskBytes(Storage(sp).DataDirectory) is not { } free || free > Limits(sp).MinFreeDiskBytes),
+                    () => DiskHasRoom(sp))),
                 _ => sp.GetRequiredService<FileSystemBlobStore>(),
             };
             var pipelines = sp.GetRequiredService<ResiliencePipelineProvider<string>>();
@@ -198,6 +200,14 @@ public static class ServiceCollectionExtensions
             name, () => interval(sp), work(sp), runAtStart, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeriodicWork>>()));
 
     // Free bytes on the disk of the data directory (created on first use), or null when it cannot be told.
+    // Blobs pushed and pulled keep a local copy when configured; the copies keep to the free-space floor too.
+    private static IBlobStore WithLocalCopies(IServiceProvider sp, IBlobStore remote) =>
+        sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.LocalCopyBytes is > 0 and var bytes
+            ? new LocalBlobCopies(remote, Path.Combine(Storage(sp).DataDirectory, "copies"), bytes, () => DiskHasRoom(sp))
+            : remote;
+
+    private static bool DiskHasRoom(IServiceProvider sp) => FreeDiskBytes(Storage(sp).DataDirectory) is not { } free || free > Limits(sp).MinFreeDiskBytes;
+
     private static long? FreeDiskBytes(string dataDirectory)
     {
         try

@@ -174,6 +174,64 @@ public sealed class RgwServerTests(RgwServer rgw) : IDisposable
     }
 
     [Fact]
+    public async Task With_local_copies_a_pull_after_a_push_reads_the_replicas_copy_but_the_gateway_decides_what_exists()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3, "--CacheService:S3:LocalCopyBytes=100000000", "--CacheService:Integrity:VerifiedRegistryReads=1");
+        _http.BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}");
+        var data = Layers.Random(1_000_000, 21);
+        var digest = await _http.PushBlobAsync("rgw/copies", data);
+        var layer = await Layers.UploadAndCommitAsync(server.Client, "rgw/copies", "k", Layers.Random(500_000, 22));
+        var minio = S3BlobStore.CreateClient(s3);
+        string ObjectName(string blob) => $"{s3.Prefix}/rgw/copies/blobs/sha256/{blob["sha256:".Length..]}";
+
+        // The gateway's bytes are replaced behind the server's back: what it serves, verified, is the copy it kept.
+        foreach (var blob in new[] { digest, layer.Digest })
+        {
+            using var other = new MemoryStream(Layers.Random(blob == digest ? 1_000_000 : 500_000, 23));
+            await minio.PutObjectAsync(new Minio.DataModel.Args.PutObjectArgs().WithBucket(s3.Bucket).WithObject(ObjectName(blob)).WithStreamData(other).WithObjectSize(other.Length));
+        }
+
+        Assert.Equal(data, await _http.GetByteArrayAsync($"/v2/rgw/copies/blobs/{digest}"));
+        Assert.Equal(layer.Digest, Layers.DigestOf(await Layers.DownloadAsync(server.Client, "rgw/copies", layer.Digest)));
+        Assert.Equal(0, await server.MetricAsync("cacheservice_corrupt_blobs_total{check=\"read\"}"));
+
+        // Gone from the gateway (another replica's collector): gone here too, copy or not.
+        await minio.RemoveObjectAsync(new Minio.DataModel.Args.RemoveObjectArgs().WithBucket(s3.Bucket).WithObject(ObjectName(digest)));
+        using var missing = await _http.GetAsync($"/v2/rgw/copies/blobs/{digest}");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task Registry_blob_gets_can_redirect_to_the_object_store_and_still_count()
+    {
+        var s3 = rgw.Options();
+        await using var server = await StartServerAsync(s3, "--CacheService:S3:DirectTransfer=true", "--CacheService:Registry:RedirectBlobGets=true");
+        _http.BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}");
+        var (manifest, _) = await _http.PushImageAsync("rgw/redirect", "v1", seed: 20, layerBytes: 1_000_000);
+        var layer = System.Text.Json.JsonDocument.Parse(manifest).RootElement.GetProperty("layers")[0].GetProperty("digest").GetString()!;
+
+        using (var noFollow = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }))
+        using (var redirect = await noFollow.GetAsync($"http://127.0.0.1:{server.HttpPort}/v2/rgw/redirect/blobs/{layer}"))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.TemporaryRedirect, redirect.StatusCode);
+            Assert.StartsWith(s3.Endpoint, redirect.Headers.Location!.AbsoluteUri, StringComparison.Ordinal);
+            Assert.Equal(layer, redirect.Headers.GetValues("Docker-Content-Digest").Single());
+        }
+
+        // A client following it gets the blob, and a range of it, from the gateway; the bytes count as served.
+        var whole = await _http.GetByteArrayAsync($"/v2/rgw/redirect/blobs/{layer}");
+        Assert.Equal(layer, Layers.DigestOf(whole));
+        using var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v2/rgw/redirect/blobs/{layer}");
+        ranged.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(1000, 1999);
+        using var part = await _http.SendAsync(ranged);
+        Assert.Equal(whole[1000..2000], await part.Content.ReadAsByteArrayAsync());
+        Assert.Equal(2_000_000 + 1000, await server.MetricAsync("cacheservice_layer_bytes_total{direction=\"download\"}")); // two whole GETs (one not followed), one range
+        using var missing = await _http.GetAsync($"/v2/rgw/redirect/blobs/{Layers.DigestOf([1])}");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode); // nothing to redirect to
+    }
+
+    [Fact]
     public async Task Direct_transfer_moves_bytes_past_the_server_and_publishes_only_verified_uploads()
     {
         var s3 = rgw.Options();

@@ -50,6 +50,14 @@ public sealed class S3BlobStoreTests(RgwServer rgw) : BlobStoreContract
         Assert.Contains("IdleTimeout must be between 100 ms and 1 hour", options.Validate());
     }
 
+    [Fact]
+    public void A_negative_local_copy_budget_is_refused()
+    {
+        var options = rgw.Options();
+        options.LocalCopyBytes = -1;
+        Assert.Contains("LocalCopyBytes must not be negative (0 keeps no local copies)", options.Validate());
+    }
+
     // Issue 13, finding 13: a store that refuses us (403 for a wrong or expired key) cannot serve
     // blobs: that is an outage the breaker counts and callers degrade on, not an internal error.
     [Fact]

@@ -119,6 +119,7 @@ public sealed class EvictionAndRestartTests
     [InlineData("--CacheService:Integrity:VerifiedRegistryReads=NaN", "VerifiedRegistryReads must be between 0 and 1")]
     [InlineData("--CacheService:Integrity:ScrubInterval=00:00:00", "ScrubInterval must be more than zero")]
     [InlineData("--CacheService:Integrity:ScrubBytesPerRound=-1", "ScrubBytesPerRound must not be negative")]
+    [InlineData("--CacheService:Registry:RedirectBlobGets=true", "RedirectBlobGets needs presigned URLs")]
     [InlineData("--CacheService:Auth:AnonymousScopes:0=write", "AnonymousScopes")]
     [InlineData("--CacheService:Auth:FailedAttemptsPerMinute=0", "FailedAttemptsPerMinute must be 1-1000000")]
     [InlineData("--CacheService:Auth:FailedAttemptsPerMinute=-5", "FailedAttemptsPerMinute must be 1-1000000")]

@@ -23,6 +23,17 @@ public sealed class DirectTransfers(CacheBackends backends, LayerTransfers trans
         return await Unavailability.ReportAsync(direct.PresignDownloadAsync(ns, digest, cancellationToken), backends.Observer);
     }
 
+    /// <summary>
+    /// A URL for a registry client's blob GET, which then bypasses the server: the
+    /// <paramref name="bytes"/> it will fetch are counted as downloaded now, as a relayed read's are.
+    /// </summary>
+    public async Task<PresignedUrl> RedirectDownloadAsync(string ns, Digest digest, long bytes, CancellationToken cancellationToken)
+    {
+        var url = await Unavailability.ReportAsync(Enabled().PresignDownloadAsync(ns, digest, cancellationToken), backends.Observer);
+        await transfers.CountedAsync(ns, TransferDirection.Download, bytes, cancellationToken);
+        return url;
+    }
+
     /// <summary>A URL that uploads a blob straight to the object store, or null when it is already stored.</summary>
     public async Task<PresignedUrl?> PresignUploadAsync(string ns, Digest digest, CancellationToken cancellationToken)
     {

@@ -24,6 +24,18 @@ internal sealed partial class RegistryHandler
                     http.Response.Headers.ContentRange = $"bytes {range.Start}-{range.End}/{size}";
                 }
 
+                if (http.Request.Method == "GET" && options.Value.RedirectBlobGets)
+                {
+                    // Straight from the object store, Range and all; the headers above described the blob.
+                    var url = await direct.RedirectDownloadAsync(ns, digest, range.Length, http.RequestAborted);
+                    http.Response.Clear();
+                    http.Response.Headers[ApiVersionHeader] = "registry/2.0";
+                    http.Response.Headers[DigestHeader] = digest.Value;
+                    http.Response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+                    http.Response.Headers.Location = url.Url.AbsoluteUri;
+                    return;
+                }
+
                 if (http.Request.Method == "GET")
                 {
                     // The configured share of whole blobs is verified while it streams, as DownloadLayer

@@ -29,6 +29,7 @@ namespace CacheService.Server.Registry;
 internal sealed partial class RegistryHandler(
     OciRegistry registry,
     LayerTransfers transfers,
+    DirectTransfers direct,
     UploadSessions sessions,
     Authenticator authenticator,
     AuditLog audit,
