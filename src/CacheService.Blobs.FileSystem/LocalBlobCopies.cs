@@ -17,6 +17,9 @@ namespace CacheService.Blobs.FileSystem;
 /// an old copy, and a missing blob still repairs the index. Only the bytes are local, and they
 /// are safe to keep: a blob is named by its digest, and a copy is kept only when what passed
 /// through hashed to it.</para>
+/// <para>A registry GET asks for the size and then for the bytes: an answer the remote store gave
+/// within <see cref="ConfirmedFor"/> stands for the read that follows, so a read from a copy costs
+/// one round trip to the remote store, not two. Only reads use it; writes and commits always ask.</para>
 /// <para>Copies do not outlive the process: the directory is emptied at start. Nothing is flushed
 /// to disk, so after a crash a file could hold anything; starting empty means no copy is trusted
 /// that this process did not verify.</para>
@@ -29,8 +32,12 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
     private readonly Func<bool> _hasRoom;
     private readonly Lock _lock = new();
     private readonly Dictionary<(string Ns, Digest Digest), Copy> _index = [];
+    private readonly Dictionary<(string Ns, Digest Digest), (long Size, long At)> _confirmed = [];
     private long _bytes;
     private long _uses;
+
+    /// <summary>How long a size the remote store gave stands for a read of the same blob that follows.</summary>
+    public static readonly TimeSpan ConfirmedFor = TimeSpan.FromSeconds(1);
 
     /// <summary>Keeps up to <paramref name="maxBytes"/> of copies in <paramref name="directory"/>, emptied now.</summary>
     /// <param name="inner">The remote store.</param>
@@ -85,9 +92,28 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
     }
 
     /// <inheritdoc />
+    public override async Task<long?> GetSizeAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        var size = await Inner.GetSizeAsync(ns, digest, cancellationToken);
+        lock (_lock)
+        {
+            if (size is { } known && _index.ContainsKey((ns, digest)))
+            {
+                _confirmed[(ns, digest)] = (known, Environment.TickCount64);
+            }
+            else
+            {
+                _confirmed.Remove((ns, digest));
+            }
+        }
+
+        return size;
+    }
+
+    /// <inheritdoc />
     public override async Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken)
     {
-        var size = await Inner.GetSizeAsync(ns, digest, cancellationToken) ?? throw new BlobNotFoundException(ns, digest);
+        var size = Confirmed(ns, digest) ?? await Inner.GetSizeAsync(ns, digest, cancellationToken) ?? throw new BlobNotFoundException(ns, digest);
         if (OpenCopy(ns, digest, size, offset) is { } copy)
         {
             return copy;
@@ -105,6 +131,20 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
     }
 
     private bool Copyable(long size) => size <= _maxBytes && _hasRoom();
+
+    // The size the remote store gave for a blob with a copy within ConfirmedFor, taken: it stands for one read.
+    private long? Confirmed(string ns, Digest digest)
+    {
+        lock (_lock)
+        {
+            if (_confirmed.Remove((ns, digest), out var confirmed) && Environment.TickCount64 - confirmed.At <= (long)ConfirmedFor.TotalMilliseconds)
+            {
+                return confirmed.Size;
+            }
+
+            return null;
+        }
+    }
 
     // The copy, opened at offset, when there is one of the size the remote store gave; null otherwise.
     private FileStream? OpenCopy(string ns, Digest digest, long size, long offset)
@@ -169,6 +209,7 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
     {
         lock (_lock)
         {
+            _confirmed.Remove((ns, digest));
             if (_index.TryGetValue((ns, digest), out var copy))
             {
                 Remove((ns, digest), copy);
@@ -180,6 +221,7 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
     private void Remove((string, Digest) key, Copy copy)
     {
         _index.Remove(key);
+        _confirmed.Remove(key);
         _bytes -= copy.Size;
         File.Delete(copy.Path);
     }

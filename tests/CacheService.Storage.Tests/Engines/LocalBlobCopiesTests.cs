@@ -131,6 +131,19 @@ public sealed class LocalBlobCopiesTests : BlobStoreContract
     }
 
     [Fact]
+    public async Task A_size_the_remote_store_just_gave_stands_for_the_one_read_that_follows()
+    {
+        var data = Layers.Random(200_000, 5);
+        var digest = DigestOf(data);
+        await Store.PutAsync(Ns, digest, data.Length, new MemoryStream(data), Ct);
+        Assert.Equal(data.Length, await Store.GetSizeAsync(Ns, digest, Ct));
+
+        await Remote.DeleteAsync(Ns, digest, Ct); // right after the size was given
+        Assert.Equal(data, await ReadAllAsync(Store.OpenReadAsync(Ns, digest, 0, Ct)));
+        await Assert.ThrowsAsync<BlobNotFoundException>(() => Store.OpenReadAsync(Ns, digest, 0, Ct)); // the next read asks again
+    }
+
+    [Fact]
     public async Task Copies_keep_to_their_budget_least_recently_used_first_and_to_the_disk_floor()
     {
         var blobs = Enumerable.Range(10, 3).Select(seed => Layers.Random(1_000_000, seed)).ToList();
