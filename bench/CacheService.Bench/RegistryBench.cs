@@ -7,9 +7,10 @@ namespace CacheService.Bench;
 
 /// <summary>
 /// The same buildah <c>--cache-to</c> / <c>--cache-from</c> builds against Debian's docker-registry
-/// (CNCF Distribution) and against the CacheService facade (embedded; Redis + Ceph RGW relaying
-/// every byte; and Redis + Ceph RGW keeping local copies, <c>S3:LocalCopyBytes</c>), on loopback,
-/// in one run. Each round builder A pushes the cache to a fresh repository and builder
+/// (CNCF Distribution, on the file system and with its S3 driver on Ceph RGW) and against the
+/// CacheService facade (embedded; Redis + Ceph RGW relaying every byte; and Redis + Ceph RGW
+/// keeping local copies, <c>S3:LocalCopyBytes</c>), on loopback, in one run; each facade is
+/// compared with Distribution on the same kind of storage. Each round builder A pushes the cache to a fresh repository and builder
 /// B (a fresh storage root) takes every step from it; the registries take turns within a round,
 /// in a rotating order, and each figure is the median of the rounds. Beside them, the registry's
 /// own share: what B fetched (every cached step's manifest, config and layers) fetched again over
@@ -24,7 +25,11 @@ internal static class RegistryBench
 
     private const string ManifestTypes = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
-    private sealed record Target(string Name, string Registry, Func<long> Requests, Func<double> HashedBytes, Func<double> ServedBytes);
+    // Reference: the Distribution set-up a target is compared with, on the same kind of storage.
+    private sealed record Target(string Name, string Registry, Func<long> Requests, Func<double> HashedBytes, Func<double> ServedBytes)
+    {
+        public string Reference { get; init; } = Name;
+    }
 
     private sealed record Samples(List<double> BuilderA, List<double> BuilderB, List<double> Replay)
     {
@@ -34,13 +39,14 @@ internal static class RegistryBench
     }
 
     private sealed record Row(
-        string Target, double BuilderASeconds, double BuilderBSeconds, double BuilderBVsDistribution, long BuilderBRequests,
-        double ReplaySeconds, double ReplayVsDistribution, long ReplayBytes, double BytesHashedPerByteServed);
+        string Target, string ComparedWith, double BuilderASeconds, double BuilderAVsDistribution, double BuilderBSeconds, double BuilderBVsDistribution,
+        long BuilderBRequests, double ReplaySeconds, double ReplayVsDistribution, long ReplayBytes, double BytesHashedPerByteServed);
 
     public static async Task<int> RunAsync()
     {
         var work = Directory.CreateTempSubdirectory("cs-bench-registry-").FullName;
         var distributionDir = Path.Combine(work, "distribution");
+        var distributionS3Dir = Path.Combine(work, "distribution-s3");
         var distributionPort = ServiceScripts.FreePort();
         ServiceScripts.Run("docker-registry.sh", "start", distributionDir, distributionPort.ToString(CultureInfo.InvariantCulture));
         try
@@ -60,14 +66,19 @@ internal static class RegistryBench
             ];
             using var distributed = new ServerProcess(Distributed(redis, s3.Prefix));
             using var copying = new ServerProcess([.. Distributed(copiesRedis, s3.Prefix + "-copies"), "--CacheService:S3:LocalCopyBytes=4294967296"]);
+
+            // Distribution's S3 driver on the same gateway, in the bucket the servers made; it redirects blob GETs there.
+            var distributionS3Port = ServiceScripts.FreePort();
+            ServiceScripts.Run("docker-registry.sh", "start", distributionS3Dir, distributionS3Port.ToString(CultureInfo.InvariantCulture), s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey);
+            const string OnFiles = "CNCF Distribution (docker-registry), file system";
+            const string OnRgw = "CNCF Distribution (docker-registry), Ceph RGW";
             Target[] targets =
             [
-                new("CNCF Distribution (docker-registry)", $"127.0.0.1:{distributionPort}",
-                    () => File.ReadLines(Path.Combine(distributionDir, "registry.log")).Count(l => l.Contains("response completed", StringComparison.Ordinal)),
-                    () => 0, () => 1), // Distribution sends stored files as they are: it hashes nothing it serves
-                Facade("CacheService, embedded", embedded, http),
-                Facade("CacheService, Redis + Ceph RGW", distributed, http),
-                Facade("CacheService, Redis + Ceph RGW, local copies", copying, http),
+                Distribution(OnFiles, distributionDir, distributionPort),
+                Facade("CacheService, embedded", embedded, http) with { Reference = OnFiles },
+                Distribution(OnRgw, distributionS3Dir, distributionS3Port),
+                Facade("CacheService, Redis + Ceph RGW", distributed, http) with { Reference = OnRgw },
+                Facade("CacheService, Redis + Ceph RGW, local copies", copying, http) with { Reference = OnRgw },
             ];
 
             var samples = targets.ToDictionary(t => t.Name, _ => new Samples([], [], []));
@@ -95,9 +106,16 @@ internal static class RegistryBench
         finally
         {
             ServiceScripts.Run("docker-registry.sh", "stop", distributionDir);
+            ServiceScripts.Run("docker-registry.sh", "stop", distributionS3Dir);
             Directory.Delete(work, recursive: true);
         }
     }
+
+    // Distribution sends stored files as they are (or redirects to them): it hashes nothing it serves.
+    private static Target Distribution(string name, string dir, int port) => new(
+        name, $"127.0.0.1:{port}",
+        () => File.ReadLines(Path.Combine(dir, "registry.log")).Count(l => l.Contains("response completed", StringComparison.Ordinal)),
+        () => 0, () => 1);
 
     private static Target Facade(string name, ServerProcess server, HttpClient http)
     {
@@ -214,22 +232,23 @@ internal static class RegistryBench
 
     private static void Report(Target[] targets, Dictionary<string, Samples> samples, Dictionary<string, double> hashedPerServed)
     {
-        var reference = samples[targets[0].Name];
         var rows = targets.Select(t =>
         {
-            var s = samples[t.Name];
-            return new Row(t.Name, Median(s.BuilderA), Median(s.BuilderB), Median(reference.BuilderB) / Median(s.BuilderB), s.BuilderBRequests,
-                Median(s.Replay), Median(reference.Replay) / Median(s.Replay), s.ReplayBytes, hashedPerServed[t.Name]);
+            var (s, reference) = (samples[t.Name], samples[t.Reference]);
+            return new Row(t.Name, t.Reference, Median(s.BuilderA), Median(reference.BuilderA) / Median(s.BuilderA), Median(s.BuilderB), Median(reference.BuilderB) / Median(s.BuilderB),
+                s.BuilderBRequests, Median(s.Replay), Median(reference.Replay) / Median(s.Replay), s.ReplayBytes, hashedPerServed[t.Name]);
         }).ToList();
 
         Console.WriteLine($"## buildah remote layer cache: CNCF Distribution vs the CacheService facade (medians of {Rounds} alternating rounds, loopback)");
+        Console.WriteLine();
+        Console.WriteLine("Each ratio compares with Distribution on the same kind of storage (x > 1: faster than Distribution).");
         Console.WriteLine();
         Console.WriteLine("| registry | builder A (cache-to) | A vs Distribution | builder B (cache-from, fresh root) | B vs Distribution | B's requests | B's content fetched again | vs Distribution | bytes hashed per byte served |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var row in rows)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.Target} | {row.BuilderASeconds:F2} s | {rows[0].BuilderASeconds / row.BuilderASeconds:F2}x | {row.BuilderBSeconds:F2} s | {row.BuilderBVsDistribution:F2}x | {row.BuilderBRequests} | {row.ReplaySeconds * 1000:F0} ms ({row.ReplayBytes / 1e6:F1} MB) | {row.ReplayVsDistribution:F2}x | {row.BytesHashedPerByteServed:F2} |"));
+                $"| {row.Target} | {row.BuilderASeconds:F2} s | {row.BuilderAVsDistribution:F2}x | {row.BuilderBSeconds:F2} s | {row.BuilderBVsDistribution:F2}x | {row.BuilderBRequests} | {row.ReplaySeconds * 1000:F0} ms ({row.ReplayBytes / 1e6:F1} MB) | {row.ReplayVsDistribution:F2}x | {row.BytesHashedPerByteServed:F2} |"));
         }
 
         var results = Path.Combine(ServiceScripts.RepositoryRoot, "bench", "results");
