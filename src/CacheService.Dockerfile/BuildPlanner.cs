@@ -1,5 +1,5 @@
 // Over 300 lines for now: the planner and its per-stage Scope share private state (stages, globals,
-// warnings). The work on stage, symlink, ARG/ENV and ONBUILD keying (issue 17) splits it by instruction.
+// warnings). The rest of the work on symlink and ONBUILD keying (issue 17) splits it by instruction.
 using CacheService.Core;
 using CacheService.Core.Keys;
 
@@ -22,7 +22,10 @@ namespace CacheService.Dockerfile;
 /// <item>RUN with <c>--mount=type=bind</c>: the selected context path or stage, per mount.</item>
 /// </list>
 /// <para>An ARG before the first FROM is global: FROM lines see it; a stage sees it only after
-/// declaring it again (<c>ARG NAME</c>), as in BuildKit.</para>
+/// declaring it again (<c>ARG NAME</c>), as in BuildKit. A stage built <c>FROM</c> another stage
+/// starts with that stage's ENV and declared ARGs (BuildKit: "automatically inherited"). A number
+/// in <c>COPY --from</c> or a mount's <c>from=</c> names a stage by position when no stage has
+/// that name.</para>
 /// </remarks>
 public sealed class BuildPlanner
 {
@@ -35,6 +38,7 @@ public sealed class BuildPlanner
     private readonly Dictionary<string, string?> _globals = new(StringComparer.Ordinal);
     private readonly List<(DockerfileNode From, List<DockerfileNode> Body, string Name)> _stages = [];
     private readonly Dictionary<int, PlannedStage> _planned = [];
+    private readonly Dictionary<int, Scope> _scopes = [];
     private readonly List<string> _warnings = [];
 
     private BuildPlanner(ParsedDockerfile dockerfile, BuildContext context, BuildSettings settings)
@@ -115,8 +119,9 @@ public sealed class BuildPlanner
         return index ?? throw new InvalidFieldException("target", $"stage '{target}' is not in the Dockerfile (stages: {string.Join(", ", _stages.Select(s => s.Name))})");
     }
 
-    // A stage named by name or index among the first `before` stages; null when it is an image.
-    private int? StageIndex(string reference, int before)
+    // A stage named by name among the first `before` stages, or, with `byIndex` (COPY --from and
+    // mount from=, as in BuildKit), by its position when no stage has that name; null when it is an image.
+    private int? StageIndex(string reference, int before, bool byIndex = false)
     {
         var lower = reference.ToLowerInvariant();
         for (var i = 0; i < before; i++)
@@ -127,7 +132,9 @@ public sealed class BuildPlanner
             }
         }
 
-        return null;
+        return byIndex && reference.Length is > 0 and < 10 && reference.All(char.IsAsciiDigit) && int.Parse(reference, System.Globalization.CultureInfo.InvariantCulture) is var index && index < before
+            ? index
+            : null;
     }
 
     private void PlanStage(int index)
@@ -143,7 +150,14 @@ public sealed class BuildPlanner
         var platform = platformFlag is null ? _platform : CacheKeyV1.NormalizePlatform(Variables.Expand(platformFlag, GlobalLookup, _dockerfile.Escape));
         var stageBase = Source(image, index);
 
+        // A stage built on another inherits its ENV and the ARGs it declared (BuildKit): plan that one first.
         var scope = new Scope(this);
+        if (stageBase.Stage is { } parent)
+        {
+            PlanStage(parent);
+            scope.Inherit(_scopes[parent]);
+        }
+
         var steps = new List<PlannedStep>();
         foreach (var node in body)
         {
@@ -151,15 +165,16 @@ public sealed class BuildPlanner
         }
 
         _planned[index] = new PlannedStage(index, name, platform, stageBase, steps, image);
+        _scopes[index] = scope;
         foreach (var dependency in steps.SelectMany(s => s.Sources).Append(stageBase).Where(s => s.Stage is not null))
         {
             PlanStage(dependency.Stage!.Value);
         }
     }
 
-    // A FROM image, --from value or mount from=: an earlier stage, or an image.
-    private StateSource Source(string reference, int stage) =>
-        StageIndex(reference, stage) is { } other
+    // A FROM image, --from value or mount from= (`byIndex`: a number may name a stage by position): an earlier stage, or an image.
+    private StateSource Source(string reference, int stage, bool byIndex = false) =>
+        StageIndex(reference, stage, byIndex) is { } other
             ? StateSource.OfStage(other)
             : StateSource.Known(ImageReference.State(reference, _settings.BaseImages, _warnings));
 
@@ -212,6 +227,20 @@ public sealed class BuildPlanner
         private readonly Dictionary<string, string> _env = new(StringComparer.Ordinal);
 
         private char Escape => planner._dockerfile.Escape;
+
+        // What a stage built on `parent` starts with: its ENV, and the ARGs it declared with their values.
+        public void Inherit(Scope parent)
+        {
+            foreach (var (name, value) in parent._args)
+            {
+                _args[name] = value;
+            }
+
+            foreach (var (name, value) in parent._env)
+            {
+                _env[name] = value;
+            }
+        }
 
         public PlannedStep Step(int index, DockerfileNode node, int stage)
         {
@@ -281,7 +310,7 @@ public sealed class BuildPlanner
 
             if (Flag(node, "from") is { } from)
             {
-                return [planner.Source(Expand(from), stage)];
+                return [planner.Source(Expand(from), stage, byIndex: true)];
             }
 
             var heredocs = node.Heredocs?.Select(h => h.Name).ToHashSet(StringComparer.Ordinal) ?? [];
@@ -340,7 +369,7 @@ public sealed class BuildPlanner
 
                 var source = fields.GetValueOrDefault("source") ?? fields.GetValueOrDefault("src") ?? ".";
                 sources.Add(fields.TryGetValue("from", out var from)
-                    ? planner.Source(from, stage)
+                    ? planner.Source(from, stage, byIndex: true)
                     : StateSource.Known(planner._context.Digest([source])));
             }
 

@@ -176,6 +176,48 @@ public sealed class BuildPlannerTests : IDisposable
     }
 
     [Fact]
+    public void COPY_from_a_number_takes_the_stage_at_that_position_whatever_its_name()
+    {
+        const string file = """
+            FROM alpine AS build
+            COPY src/ /src/
+            FROM scratch
+            COPY --from=0 /src /app
+            RUN --mount=type=bind,from=0,target=/b true
+            """;
+        var before = Keys(file, Args());
+        Assert.Equal(0, Plan(file, Args()).Stages[1].Steps[0].Sources.Single().Stage);
+        Write("docs/guide.md", "edited"); // no stage reads it
+        Assert.Equal(before, Keys(file, Args()));
+        Write("src/main.go", "package main // edited");
+        var after = Keys(file, Args());
+        Assert.NotEqual(before["1/0"], after["1/0"]);
+        Assert.NotEqual(before["1/1"], after["1/1"]);
+    }
+
+    [Fact]
+    public void A_stage_built_on_another_inherits_its_ENV_and_declared_ARGs()
+    {
+        Write("main.go", "a root file of the same name");
+        const string file = """
+            FROM alpine AS base
+            ENV SRC=src
+            ARG VERSION=1
+            FROM base
+            COPY ${SRC}/main.go /x
+            RUN echo build
+            """;
+        var before = Keys(file, Args());
+        Write("main.go", "edited root file"); // what ${SRC} would name without the parent's ENV
+        Assert.Equal(before, Keys(file, Args()));
+        Assert.Equal(before, Keys(file, Args(("OTHER", "2")))); // an arg nobody declared
+        Write("src/main.go", "package main // edited");
+        Assert.NotEqual(before["1/0"], Keys(file, Args())["1/0"]);
+        var newArg = Keys(file, Args(("VERSION", "2")));
+        Assert.NotEqual(Keys(file, Args())["1/1"], newArg["1/1"]); // the RUN sees the inherited ARG
+    }
+
+    [Fact]
     public void The_target_stage_decides_which_stages_are_planned()
     {
         const string file = "FROM alpine AS base\nRUN a\nFROM base AS test\nRUN b\nFROM alpine AS release\nRUN c\n";
