@@ -25,7 +25,7 @@ public enum SourceKind
     /// <summary>A directory.</summary>
     Directory,
 
-    /// <summary>A symbolic link (not followed).</summary>
+    /// <summary>A symbolic link inside a copied directory (copied as a link, not followed).</summary>
     Symlink,
 }
 
@@ -68,6 +68,12 @@ public static class SourcesDigest
     /// <paramref name="contextRoot"/>, taken whole) that <paramref name="ignore"/> does not
     /// exclude, with the owner and mode a COPY would give them.
     /// </summary>
+    /// <remarks>
+    /// As BuildKit and buildah copy: a source that is a symlink (or passes through one) is followed,
+    /// and what it points at enters the digest under the source's name; symlinks inside a copied
+    /// directory are copied as links, so their link text enters, and they are not followed. Links
+    /// resolve inside the context, its root standing for <c>/</c>: none leads out of it.
+    /// </remarks>
     public static List<SourceEntry> Scan(string contextRoot, IEnumerable<string> sources, DockerIgnore ignore, int? chmod = null, (long Uid, long Gid)? chown = null)
     {
         ArgumentNullException.ThrowIfNull(sources);
@@ -77,29 +83,92 @@ public static class SourcesDigest
         foreach (var source in sources)
         {
             var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(root, source));
-            if (!full.StartsWith(root, StringComparison.Ordinal))
+            if (full != root && !full.StartsWith(root + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
                 throw new InvalidFieldException("sources", $"'{source}' is outside the build context");
             }
 
-            var start = new FileInfo(full);
-            IEnumerable<FileSystemInfo> items = Directory.Exists(full)
-                ? new DirectoryInfo(full).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }).Prepend(new DirectoryInfo(full))
-                : start.Exists || start.LinkTarget is not null ? [start] : throw new InvalidFieldException("sources", $"'{source}' does not exist in the build context");
-            foreach (var item in items)
+            var named = Relative(root, full);
+            var target = Resolve(root, named) ?? throw new InvalidFieldException("sources", $"'{source}' does not exist in the build context");
+            if (Relative(root, target) is var real && real != "." && ignore.IsIgnored(real))
             {
-                var relative = System.IO.Path.GetRelativePath(root, item.FullName).Replace(System.IO.Path.DirectorySeparatorChar, '/');
-                if (relative == "." || ignore.IsIgnored(relative))
-                {
-                    continue;
-                }
-
-                entries[relative] = Entry(relative, item, chmod, chown);
+                continue; // a link to what .dockerignore hides finds nothing, as the ignored file is never sent
             }
+
+            Add(entries, named, Directory.Exists(target) ? new DirectoryInfo(target) : new FileInfo(target), ignore, chmod, chown);
         }
 
         return [.. entries.Values];
     }
+
+    // An entry under the name the build sees, and, for a directory, everything in it; links inside are not followed.
+    private static void Add(Dictionary<string, SourceEntry> entries, string name, FileSystemInfo item, DockerIgnore ignore, int? chmod, (long Uid, long Gid)? chown)
+    {
+        if (name != "." && ignore.IsIgnored(name))
+        {
+            return;
+        }
+
+        if (name != ".")
+        {
+            entries[name] = Entry(name, item, chmod, chown);
+        }
+
+        if (item is DirectoryInfo directory && item.LinkTarget is null)
+        {
+            foreach (var child in directory.EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0 }))
+            {
+                Add(entries, name == "." ? child.Name : name + "/" + child.Name, child, ignore, chmod, chown);
+            }
+        }
+    }
+
+    // The path `relative` names in the context with every symlink on the way followed, the root
+    // standing for `/` (so `..` stops there and an absolute target starts there); null when nothing is there.
+    private static string? Resolve(string root, string relative)
+    {
+        var pending = new Stack<string>(Parts(relative).Reverse());
+        var current = root;
+        for (var links = 0; pending.TryPop(out var part);)
+        {
+            if (part == "..")
+            {
+                current = current == root ? root : System.IO.Path.GetDirectoryName(current)!;
+                continue;
+            }
+
+            var next = System.IO.Path.Combine(current, part);
+            var info = new FileInfo(next);
+            if (info.LinkTarget is { } link)
+            {
+                if (++links > 40)
+                {
+                    throw new InvalidFieldException("sources", $"'{relative}' has too many levels of symbolic links");
+                }
+
+                foreach (var linked in Parts(link).Reverse())
+                {
+                    pending.Push(linked);
+                }
+
+                current = link.StartsWith('/') ? root : current;
+                continue;
+            }
+
+            if (!info.Exists && !Directory.Exists(next))
+            {
+                return null;
+            }
+
+            current = next;
+        }
+
+        return current;
+    }
+
+    private static IEnumerable<string> Parts(string path) => path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".");
+
+    private static string Relative(string root, string full) => System.IO.Path.GetRelativePath(root, full).Replace(System.IO.Path.DirectorySeparatorChar, '/');
 
     private static SourceEntry Entry(string relative, FileSystemInfo item, int? chmod, (long Uid, long Gid)? chown)
     {

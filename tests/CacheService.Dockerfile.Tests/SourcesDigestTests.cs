@@ -68,4 +68,53 @@ public sealed class SourcesDigestTests : IDisposable
     [Fact]
     public void A_source_outside_the_context_is_refused() =>
         Assert.Throws<Core.InvalidFieldException>(() => DigestOf("../etc"));
+
+    private void Link(string path, string target) => File.CreateSymbolicLink(Path.Combine(_context, path), target);
+
+    [Theory]
+    [InlineData("link.go")]     // a named source that is a link
+    [InlineData("linked")]      // a link to a directory
+    [InlineData("linked/main.go")] // a path through a link
+    public void A_source_that_is_a_symlink_is_followed_so_editing_what_it_points_at_moves_the_digest(string source)
+    {
+        Link("link.go", "src/main.go");
+        Link("linked", "src");
+        var before = DigestOf(source);
+        Write("src/main.go", "package main // edited");
+        Assert.NotEqual(before, DigestOf(source));
+    }
+
+    [Fact]
+    public void A_symlink_inside_a_copied_directory_is_copied_as_a_link_so_only_its_text_counts()
+    {
+        Write("other/target.txt", "target");
+        Link("src/inner", "../other/target.txt");
+        var before = DigestOf();
+        Write("other/target.txt", "edited target"); // the image holds the link, not these bytes
+        Assert.Equal(before, DigestOf());
+        File.Delete(Path.Combine(_context, "src/inner"));
+        Link("src/inner", "../other/elsewhere.txt");
+        Assert.NotEqual(before, DigestOf());
+    }
+
+    [Theory]
+    [InlineData("/etc/passwd")]
+    [InlineData("../../../../../../../etc/passwd")]
+    public void A_symlink_resolves_inside_the_context_never_out_of_it(string target)
+    {
+        Link("escape", target);
+        Assert.Throws<Core.InvalidFieldException>(() => DigestOf("escape")); // the context has no etc/passwd
+        Write("etc/passwd", "the context's own");
+        var inside = DigestOf("escape");
+        Write("etc/passwd", "the context's own, edited");
+        Assert.NotEqual(inside, DigestOf("escape"));
+    }
+
+    [Fact]
+    public void A_loop_of_symlinks_is_refused_not_followed_forever()
+    {
+        Link("loop-a", "loop-b");
+        Link("loop-b", "loop-a");
+        Assert.Contains("too many levels", Assert.Throws<Core.InvalidFieldException>(() => DigestOf("loop-a")).Message, StringComparison.Ordinal);
+    }
 }
