@@ -1,5 +1,5 @@
 // Over 300 lines for now: the planner and its per-stage Scope share private state (stages, globals,
-// warnings). The rest of the work on symlink and ONBUILD keying (issue 17) splits it by instruction.
+// warnings). The rest of issue 17 (config-only steps, platforms) splits it by instruction.
 using CacheService.Core;
 using CacheService.Core.Keys;
 
@@ -23,8 +23,9 @@ namespace CacheService.Dockerfile;
 /// </list>
 /// <para>An ARG before the first FROM is global: FROM lines see it; a stage sees it only after
 /// declaring it again (<c>ARG NAME</c>), as in BuildKit. A stage built <c>FROM</c> another stage
-/// starts with that stage's ENV and declared ARGs (BuildKit: "automatically inherited"). A number
-/// in <c>COPY --from</c> or a mount's <c>from=</c> names a stage by position when no stage has
+/// starts with that stage's ENV and declared ARGs (BuildKit: "automatically inherited"), and its
+/// first steps are that stage's ONBUILD triggers, in order, keyed as the instructions they carry.
+/// A number in <c>COPY --from</c> or a mount's <c>from=</c> names a stage by position when no stage has
 /// that name.</para>
 /// </remarks>
 public sealed class BuildPlanner
@@ -150,15 +151,20 @@ public sealed class BuildPlanner
         var platform = platformFlag is null ? _platform : CacheKeyV1.NormalizePlatform(Variables.Expand(platformFlag, GlobalLookup, _dockerfile.Escape));
         var stageBase = Source(image, index);
 
-        // A stage built on another inherits its ENV and the ARGs it declared (BuildKit): plan that one first.
+        // A stage built on another inherits its ENV and the ARGs it declared, and runs its ONBUILD
+        // triggers before its own instructions (BuildKit, for stages as for images): plan that one first.
         var scope = new Scope(this);
+        var steps = new List<PlannedStep>();
         if (stageBase.Stage is { } parent)
         {
             PlanStage(parent);
             scope.Inherit(_scopes[parent]);
+            foreach (var trigger in _stages[parent].Body.Where(n => n.Keyword == "onbuild").Select(n => n.Child))
+            {
+                steps.Add(scope.Step(steps.Count, trigger ?? throw new DockerfileSyntaxException("ONBUILD names no instruction", 0), index));
+            }
         }
 
-        var steps = new List<PlannedStep>();
         foreach (var node in body)
         {
             steps.Add(scope.Step(steps.Count, node, index));

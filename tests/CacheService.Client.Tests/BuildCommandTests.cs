@@ -137,6 +137,26 @@ public sealed class BuildCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_stage_built_on_another_runs_its_ONBUILD_triggers_and_an_edit_of_what_they_read_rebuilds_them()
+    {
+        await File.WriteAllTextAsync(Path.Combine(Context, "trigger.txt"), "one\n");
+        await Dockerfile(Busybox.Replace("FROM scratch", "FROM scratch AS base", StringComparison.Ordinal) + """
+
+            ONBUILD COPY trigger.txt /trigger.txt
+            FROM base
+            RUN cat /trigger.txt > /seen.txt
+            """);
+        var first = await BuildOk("first");
+        Assert.Equal(["built", "built", "config", "built", "built"], first.Outcomes); // the trigger runs as the child's first step
+        Assert.Equal("one\n", await first.FileAsync("/seen.txt"));
+
+        await File.WriteAllTextAsync(Path.Combine(Context, "trigger.txt"), "two\n");
+        var edited = await BuildOk("edited");
+        Assert.Equal(["cached", "cached", "config", "built", "built"], edited.Outcomes);
+        Assert.Equal("two\n", await edited.FileAsync("/seen.txt"));
+    }
+
+    [Fact]
     public async Task A_multi_stage_build_with_copy_from_is_taken_whole_from_the_cache_and_equals_what_buildah_bud_makes()
     {
         await Dockerfile("""

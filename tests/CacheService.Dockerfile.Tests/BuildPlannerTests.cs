@@ -218,6 +218,29 @@ public sealed class BuildPlannerTests : IDisposable
     }
 
     [Fact]
+    public void A_stage_built_on_another_runs_its_ONBUILD_triggers_first_keyed_by_what_they_read()
+    {
+        const string file = """
+            FROM alpine AS base
+            ENV DIR=/in
+            ONBUILD COPY a.txt ${DIR}/
+            ONBUILD RUN echo triggered
+            FROM base
+            RUN cat /in/a.txt
+            """;
+        var plan = Plan(file, Args());
+        Assert.Equal(["COPY a.txt ${DIR}/", "RUN echo triggered", "RUN cat /in/a.txt"], plan.Stages[1].Steps.Select(s => s.Node.KeyText));
+        var before = Keys(file, Args());
+        Write("b.txt", "not read by any trigger");
+        Assert.Equal(before, Keys(file, Args()));
+        Write("a.txt", "edited");
+        var after = Keys(file, Args());
+        Assert.Equal(before["base/2"], after["base/2"]); // the base stage itself does not read a.txt
+        Assert.NotEqual(before["1/0"], after["1/0"]);
+        Assert.NotEqual(before["1/2"], after["1/2"]);
+    }
+
+    [Fact]
     public void The_target_stage_decides_which_stages_are_planned()
     {
         const string file = "FROM alpine AS base\nRUN a\nFROM base AS test\nRUN b\nFROM alpine AS release\nRUN c\n";
