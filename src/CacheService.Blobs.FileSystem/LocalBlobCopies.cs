@@ -20,6 +20,9 @@ namespace CacheService.Blobs.FileSystem;
 /// <para>A registry GET asks for the size and then for the bytes: an answer the remote store gave
 /// within <see cref="ConfirmedFor"/> stands for the read that follows, so a read from a copy costs
 /// one round trip to the remote store, not two. Only reads use it; writes and commits always ask.</para>
+/// <para>Housekeeping reads (<see cref="BackgroundReads"/>: the scrubber) go to the remote store
+/// and leave no copy, so a pass over the whole store neither checks copies instead of the store of
+/// record nor pushes the copies builds use out.</para>
 /// <para>Copies do not outlive the process: the directory is emptied at start. Nothing is flushed
 /// to disk, so after a crash a file could hold anything; starting empty means no copy is trusted
 /// that this process did not verify.</para>
@@ -113,6 +116,11 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
     /// <inheritdoc />
     public override async Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken)
     {
+        if (BackgroundReads.InProgress)
+        {
+            return await Inner.OpenReadAsync(ns, digest, offset, cancellationToken); // the scrubber checks the store of record
+        }
+
         var size = Confirmed(ns, digest) ?? await Inner.GetSizeAsync(ns, digest, cancellationToken) ?? throw new BlobNotFoundException(ns, digest);
         if (OpenCopy(ns, digest, size, offset) is { } copy)
         {

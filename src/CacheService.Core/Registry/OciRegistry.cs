@@ -33,10 +33,8 @@ public sealed record OciReferrer(Digest Digest, string MediaType, long Size, str
 /// tag listings stop before the links, and the links of one subject are one range of the tag
 /// list: listing them is a range read, and deleting the manifest deletes its links with its
 /// other tags.</para>
-/// </remarks>
-/// <remarks>
-/// Everything goes through the core's services, so a registry request counts, repairs and
-/// evicts exactly as a gRPC call does.
+/// <para>Everything goes through the core's services, so a registry request counts, repairs and
+/// evicts exactly as a gRPC call does.</para>
 /// </remarks>
 public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, LayerCommits commits, LayerTransfers transfers)
 {

@@ -30,6 +30,7 @@ public sealed class BlobScrubber(IBlobStore blobs, LayerTransfers transfers) : I
         await _oneRound.WaitAsync(cancellationToken);
         try
         {
+            BackgroundReads.Mark(); // check the store of record, and leave local copies to the builds
             var corrupt = 0;
             for (long hashed = 0; hashed < maxBytes;)
             {

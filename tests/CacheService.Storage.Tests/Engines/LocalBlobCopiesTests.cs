@@ -144,6 +144,26 @@ public sealed class LocalBlobCopiesTests : BlobStoreContract
     }
 
     [Fact]
+    public async Task Housekeeping_reads_check_the_remote_store_and_leave_no_copy()
+    {
+        var kept = Layers.Random(300_000, 6);
+        await Store.PutAsync(Ns, DigestOf(kept), kept.Length, new MemoryStream(kept), Ct);
+        var cold = Layers.Random(300_000, 7);
+        await Remote.PutAsync(Ns, DigestOf(cold), cold.Length, new MemoryStream(cold), Ct);
+        await RotRemoteAsync(DigestOf(kept), kept.Length);
+
+        var (rotten, read) = await Task.Run(async () =>
+        {
+            BackgroundReads.Mark();
+            return (await ReadAllAsync(Store.OpenReadAsync(Ns, DigestOf(kept), 0, Ct)), await ReadAllAsync(Store.OpenReadAsync(Ns, DigestOf(cold), 0, Ct)));
+        });
+        Assert.NotEqual(kept, rotten); // the store of record's bytes, not the copy's
+        Assert.Equal(cold, read);
+        Assert.Equal(kept.Length, Copies.Bytes); // the cold blob was not copied
+        Assert.Equal(kept, await ReadAllAsync(Store.OpenReadAsync(Ns, DigestOf(kept), 0, Ct))); // a build's read still uses the copy
+    }
+
+    [Fact]
     public async Task Copies_keep_to_their_budget_least_recently_used_first_and_to_the_disk_floor()
     {
         var blobs = Enumerable.Range(10, 3).Select(seed => Layers.Random(1_000_000, seed)).ToList();
