@@ -199,7 +199,6 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IHostedService>(sp => new PeriodicWork(
             name, () => interval(sp), work(sp), runAtStart, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeriodicWork>>()));
 
-    // Free bytes on the disk of the data directory (created on first use), or null when it cannot be told.
     // Blobs pushed and pulled keep a local copy when configured; the copies keep to the free-space floor too.
     private static IBlobStore WithLocalCopies(IServiceProvider sp, IBlobStore remote) =>
         sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.LocalCopyBytes is > 0 and var bytes
@@ -208,6 +207,7 @@ public static class ServiceCollectionExtensions
 
     private static bool DiskHasRoom(IServiceProvider sp) => FreeDiskBytes(Storage(sp).DataDirectory) is not { } free || free > Limits(sp).MinFreeDiskBytes;
 
+    // Free bytes on the disk of the data directory (created on first use), or null when it cannot be told.
     private static long? FreeDiskBytes(string dataDirectory)
     {
         try
