@@ -90,8 +90,7 @@ public sealed class LocalBlobCopies : BlobStoreDecorator
 
         // The bytes go to the remote store and, as they pass, to a copy; the copy is kept once they all hashed right.
         await using var copying = new CopyingStream(this, content, ownsSource: false, ns, digest, size);
-        var stored = await Inner.PutAsync(ns, digest, size, copying, cancellationToken);
-        return stored;
+        return await Inner.PutAsync(ns, digest, size, copying, cancellationToken);
     }
 
     /// <inheritdoc />

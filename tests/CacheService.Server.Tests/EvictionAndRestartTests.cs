@@ -118,6 +118,7 @@ public sealed class EvictionAndRestartTests
     [InlineData("--CacheService:Integrity:VerifiedRegistryReads=-0.1", "VerifiedRegistryReads must be between 0 and 1")]
     [InlineData("--CacheService:Integrity:VerifiedRegistryReads=NaN", "VerifiedRegistryReads must be between 0 and 1")]
     [InlineData("--CacheService:Integrity:ScrubInterval=00:00:00", "ScrubInterval must be more than zero")]
+    [InlineData("--CacheService:Integrity:ScrubInterval=2.00:00:00", "ScrubInterval must be more than zero and at most a day")]
     [InlineData("--CacheService:Integrity:ScrubBytesPerRound=-1", "ScrubBytesPerRound must not be negative")]
     [InlineData("--CacheService:Registry:RedirectBlobGets=true", "RedirectBlobGets needs presigned URLs")]
     [InlineData("--CacheService:Auth:AnonymousScopes:0=write", "AnonymousScopes")]

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using CacheService.Api.V1;
 using CacheService.Testing;
 
 namespace CacheService.Server.Tests;
@@ -82,6 +83,11 @@ public sealed class RegistryReferrersTests : IAsyncLifetime, IDisposable
             Assert.Equal(type, descriptor.GetProperty("artifactType").GetString());
             Assert.Equal(note, descriptor.GetProperty("annotations").GetProperty("org.example.note").GetString());
         }
+
+        // Listing reads the referrers' manifests for the server, not for a client: no download is counted.
+        var downloaded = (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "ref/app" })).BytesDownloaded;
+        (await ReferrersAsync("ref/app", subject)).Response.Dispose();
+        Assert.Equal(downloaded, (await _server.Client.GetStatsAsync(new GetStatsRequest { Namespace = "ref/app" })).BytesDownloaded);
 
         var (filtered, response) = await ReferrersAsync("ref/app", subject, $"?artifactType={Uri.EscapeDataString(SbomType)}");
         Assert.Equal("artifactType", response.Headers.GetValues("OCI-Filters-Applied").Single());

@@ -197,7 +197,7 @@ public sealed class OciRegistry(CacheBackends backends, CacheLookups lookups, La
                 continue;
             }
 
-            var parsed = ParsedManifest.Parse(await ReadAsync(ns, manifest, cancellationToken), link.Layer.MediaType);
+            var parsed = ParsedManifest.Parse(await transfers.ReadInternalAsync(ns, manifest, cancellationToken), link.Layer.MediaType);
             if (artifactType is null || parsed.ArtifactType == artifactType)
             {
                 referrers.Add(new OciReferrer(manifest, parsed.MediaType, link.Layer.Size, parsed.ArtifactType, parsed.Annotations));

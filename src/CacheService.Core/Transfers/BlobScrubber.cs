@@ -16,11 +16,6 @@ public sealed class BlobScrubber(IBlobStore blobs, LayerTransfers transfers) : I
     private readonly SemaphoreSlim _oneRound = new(1, 1);
     private IAsyncEnumerator<StoredBlob>? _pass;
 
-    /// <summary>Blobs checked since the server started.</summary>
-    public long Checked => Interlocked.Read(ref _checked);
-
-    private long _checked;
-
     /// <summary>
     /// Checks blobs until about <paramref name="maxBytes"/> have been hashed or the pass ends
     /// (at least one blob when any is stored); returns how many were corrupt and purged.
@@ -59,7 +54,6 @@ public sealed class BlobScrubber(IBlobStore blobs, LayerTransfers transfers) : I
                     corrupt++;
                 }
 
-                Interlocked.Increment(ref _checked);
                 hashed += Math.Max(blob.Size, 1);
             }
 

@@ -83,20 +83,40 @@ public sealed partial class LayerTransfers
     /// </summary>
     public async Task<bool> ScrubAsync(string ns, Digest digest, CancellationToken cancellationToken)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var read = new ReadProgress();
         try
         {
-            await foreach (var _ in ReadAsync(ns, digest, 0, long.MaxValue, hash, read, cancellationToken))
-            {
-            }
+            return await ReadCheckedAsync(ns, digest, BlobCheck.Scrub, null, cancellationToken);
         }
         catch (BlobNotFoundException)
         {
             return true;
         }
+    }
 
-        return await CheckAsync(ns, digest, hash, read.Position, BlobCheck.Scrub, cancellationToken);
+    /// <summary>
+    /// A small stored blob the server itself reads (a manifest it lists), verified whole and not
+    /// counted as a client's download. A blob that does not match is purged and throws
+    /// <see cref="BlobCorruptedException"/>; a missing one throws <see cref="BlobNotFoundException"/>.
+    /// </summary>
+    public async Task<byte[]> ReadInternalAsync(string ns, Digest digest, CancellationToken cancellationToken)
+    {
+        using var content = new MemoryStream();
+        return await ReadCheckedAsync(ns, digest, BlobCheck.Read, content, cancellationToken)
+            ? content.ToArray()
+            : throw new BlobCorruptedException(ns, digest);
+    }
+
+    // Reads a blob whole (into `copy` when given), then checks it as CheckAsync does.
+    private async Task<bool> ReadCheckedAsync(string ns, Digest digest, BlobCheck check, MemoryStream? copy, CancellationToken cancellationToken)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var read = new ReadProgress();
+        await foreach (var chunk in ReadAsync(ns, digest, 0, long.MaxValue, hash, read, cancellationToken))
+        {
+            copy?.Write(chunk.Span);
+        }
+
+        return await CheckAsync(ns, digest, hash, read.Position, check, cancellationToken);
     }
 
     // Compares what was hashed with the digest, tells the observer, and purges a blob that does not match.
