@@ -141,11 +141,11 @@ internal sealed class ServiceBench
         for (var i = 0; i < ChainSteps; i++)
         {
             var step = new StepInput { Instruction = $"RUN step {i}" };
-            var key = CacheKeyV1.Compute(new StepKeyInput(state, "linux/amd64", step.Instruction, [], null));
+            var key = CacheKeyV2.Compute(new StepKeyInput(state, "linux/amd64", step.Instruction, [], null));
             var layer = Layers.Descriptor(blob);
             layer.DiffId = Digest.Of(BitConverter.GetBytes(i)).Value;
             await client.CommitAsync(new CommitRequest { Namespace = Ns, Key = key.Key.Value, Layer = layer });
-            state = CacheKeyV1.NextState(state, key, Digest.Parse(layer.DiffId, "diff_id"));
+            state = CacheKeyV2.NextState(state, key, Digest.Parse(layer.DiffId, "diff_id"));
             chain.Steps.Add(step);
         }
 

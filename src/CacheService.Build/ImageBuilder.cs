@@ -9,7 +9,8 @@ namespace CacheService.Build;
 /// build agent asks the service: for each layer step, "was this step on this parent state built
 /// before?" A hit's layer is downloaded and verified and nothing runs; a miss runs in buildah, and
 /// its layer is pushed and committed under its key with the key's inputs, for the next builder.
-/// Config-only steps shape the image's settings and move the state by their key.
+/// Config-only steps shape the image's settings; WORKDIR and VOLUME move the state by their key,
+/// metadata steps (ENV, LABEL, USER, ...) leave it (docs/cache-key.md).
 /// </summary>
 /// <remarks>
 /// <para>The image is assembled in an OCI layout in <c>workDirectory</c>: a stage's base image, then
@@ -17,7 +18,7 @@ namespace CacheService.Build;
 /// built so far with the stage's config-only instructions replayed by buildah (see
 /// <see cref="StepDockerfile"/>); the image's final settings are buildah's too, so they are what
 /// <c>buildah bud</c> makes of the same Dockerfile.</para>
-/// <para>Keys are computed here with <see cref="CacheKeyV1"/>, the function the server uses, so
+/// <para>Keys are computed here with <see cref="CacheKeyV2"/>, the function the server uses, so
 /// after a miss the next steps' keys follow the layer actually built.</para>
 /// </remarks>
 public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProgress progress, TimeProvider time)
@@ -101,10 +102,10 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
             {
                 var started = owner._time.GetTimestamp();
                 var inputs = new StepKeyInput(state, stage.Platform, step.Instruction, step.Args, step.SourcesDigest(s => _finalStates[s]));
-                var key = CacheKeyV1.Compute(inputs);
+                var key = CacheKeyV2.Compute(inputs);
                 if (!key.IsLayerStep)
                 {
-                    state = CacheKeyV1.NextState(state, key, null);
+                    state = CacheKeyV2.NextState(state, key, null);
                     Report(stage, step, StepOutcome.Config, key.Key, null, started);
                     continue;
                 }
@@ -130,7 +131,7 @@ public sealed class ImageBuilder(Buildah buildah, CacheSession cache, IBuildProg
                 }
 
                 image = image.WithLayer(layer, step.Node.Original.Trim());
-                state = CacheKeyV1.NextState(state, key, layer.DiffId);
+                state = CacheKeyV2.NextState(state, key, layer.DiffId);
                 Report(stage, step, outcome, key.Key, layer, started);
             }
 

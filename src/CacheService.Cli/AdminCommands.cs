@@ -13,7 +13,7 @@ internal static class AdminCommands
         var instruction = args.Value("--instruction") ?? throw new UsageException("--instruction TEXT is required");
         Digest? sources = args.Value("--sources") is null ? null : LayercacheCli.DigestOption(args, "--sources");
         var input = new StepKeyInput(parent, args.Value("--platform") ?? "linux/amd64", instruction, [.. args.Pairs("--arg")], sources);
-        var step = CacheKeyV1.Compute(input);
+        var step = CacheKeyV2.Compute(input);
         if (args.Has("--json"))
         {
             await Output.WriteJsonAsync(console.Out, writer =>

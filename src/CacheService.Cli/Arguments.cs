@@ -80,13 +80,16 @@ internal sealed class Arguments
     /// <summary>True when the switch was given.</summary>
     public bool Has(string name) => _switches.Contains(name);
 
-    /// <summary>Splits <c>NAME=VALUE</c> options into pairs.</summary>
+    /// <summary>
+    /// Splits <c>NAME=VALUE</c> options into pairs. A name may start with <c>=</c>, as the key
+    /// settings <c>=user</c> and <c>=shell</c> do: the split is at the first <c>=</c> after it.
+    /// </summary>
     public IReadOnlyDictionary<string, string> Pairs(string name)
     {
         var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var value in Values(name))
         {
-            var at = value.IndexOf('=', StringComparison.Ordinal);
+            var at = value.Length == 0 ? -1 : value.IndexOf('=', 1);
             if (at <= 0)
             {
                 throw new UsageException($"{name} takes NAME=VALUE, got '{value}'");

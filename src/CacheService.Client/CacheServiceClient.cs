@@ -111,7 +111,7 @@ public sealed class CacheServiceClient : IDisposable
         _idempotent = builder.Build();
     }
 
-    /// <summary>Derives a key on the server (the SDK can also call <see cref="Core.Keys.CacheKeyV1"/> directly).</summary>
+    /// <summary>Derives a key on the server (the SDK can also call <see cref="Core.Keys.CacheKeyV2"/> directly).</summary>
     public Task<Wire.ComputeKeyResponse> ComputeKeyAsync(Wire.ComputeKeyRequest request, CancellationToken cancellationToken = default) =>
         Idempotent(ct => _client.ComputeKeyAsync(request, deadline: Deadline(), cancellationToken: ct).ResponseAsync, cancellationToken);
 

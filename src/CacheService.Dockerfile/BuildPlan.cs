@@ -15,6 +15,22 @@ public sealed record BuildSettings
     /// <summary>The target platform, <c>os/arch[/variant]</c>; default <c>linux/amd64</c>.</summary>
     public string Platform { get; init; } = "linux/amd64";
 
+    /// <summary>
+    /// The platform the build runs on, which <c>BUILDPLATFORM</c> and the other <c>BUILD*</c> args
+    /// name; default this machine's.
+    /// </summary>
+    public string BuildPlatform { get; init; } = HostPlatform;
+
+    /// <summary>This machine's platform, e.g. <c>linux/amd64</c>.</summary>
+    public static string HostPlatform { get; } = "linux/" + System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
+    {
+        System.Runtime.InteropServices.Architecture.X64 => "amd64",
+        System.Runtime.InteropServices.Architecture.Arm64 => "arm64",
+        System.Runtime.InteropServices.Architecture.Arm => "arm/v7",
+        System.Runtime.InteropServices.Architecture.X86 => "386",
+        var other => other.ToString().ToLowerInvariant(),
+    };
+
     /// <summary><c>--base ref=sha256:...</c>: the digest an image reference stands for in this build.</summary>
     public IReadOnlyDictionary<string, Digest> BaseImages { get; init; } = new Dictionary<string, Digest>();
 }

@@ -1,5 +1,3 @@
-// Over 300 lines for now: the planner and its per-stage Scope share private state (stages, globals,
-// warnings). The rest of issue 17 (config-only steps, platforms) splits it by instruction.
 using CacheService.Core;
 using CacheService.Core.Keys;
 
@@ -10,25 +8,30 @@ namespace CacheService.Dockerfile;
 /// target, FROM, ARG scoping, ENV, and what COPY, ADD and <c>RUN --mount=type=bind</c> read.
 /// </summary>
 /// <remarks>
-/// <para>What a step's key counts, besides its parent state and instruction text:</para>
+/// <para>What a step's key counts, besides its parent state and instruction text
+/// (docs/cache-key.md, "What each step counts"):</para>
 /// <list type="bullet">
-/// <item>RUN: every ARG declared in the stage that has a value, and every ENV set in the stage,
-/// because the shell sees them all (BuildKit: an ARG change misses on the first RUN after it).</item>
+/// <item>RUN: every ARG declared in the stage that has a value, every ENV set in the stage, and the
+/// stage's USER and SHELL (as <see cref="CacheKeyV2.UserArg"/> and <see cref="CacheKeyV2.ShellArg"/>),
+/// because the shell sees them all; with <c>--mount=type=bind</c>, the context selection or stage each shows.</item>
+/// <item>WORKDIR: the variables its text names and the USER, which makes the directory.</item>
 /// <item>Any other step: only the variables its text names, with their values. An ARG line
 /// itself counts only its text, so a new <c>--build-arg</c> value misses at its first use, not
 /// at its declaration, and a <c>--build-arg</c> no ARG declares changes nothing.</item>
 /// <item>COPY and ADD: the sources digest of what they select from the context after
 /// <c>.dockerignore</c>; with <c>--from</c> the final state of that stage or image instead.</item>
-/// <item>RUN with <c>--mount=type=bind</c>: the selected context path or stage, per mount.</item>
 /// </list>
+/// <para>ENV, ARG, USER, SHELL, LABEL and the other metadata steps leave the state alone
+/// (<see cref="CacheKeyV2.NextState"/>), so a later step misses only where it observes them.</para>
 /// <para>An ARG before the first FROM is global: FROM lines see it; a stage sees it only after
 /// declaring it again (<c>ARG NAME</c>), as in BuildKit. A stage built <c>FROM</c> another stage
-/// starts with that stage's ENV and declared ARGs (BuildKit: "automatically inherited"), and its
-/// first steps are that stage's ONBUILD triggers, in order, keyed as the instructions they carry.
-/// A number in <c>COPY --from</c> or a mount's <c>from=</c> names a stage by position when no stage has
-/// that name.</para>
+/// starts with that stage's ENV, declared ARGs, USER and SHELL (BuildKit: "automatically
+/// inherited"), and its first steps are that stage's ONBUILD triggers, in order, keyed as the
+/// instructions they carry. A number in <c>COPY --from</c> or a mount's <c>from=</c> names a stage
+/// by position when no stage has that name. <c>TARGET*</c> args follow the target platform,
+/// <c>BUILD*</c> args the platform the build runs on.</para>
 /// </remarks>
-public sealed class BuildPlanner
+public sealed partial class BuildPlanner
 {
     private static readonly string[] PlatformArgs = ["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"];
 
@@ -36,6 +39,7 @@ public sealed class BuildPlanner
     private readonly BuildContext _context;
     private readonly BuildSettings _settings;
     private readonly string _platform;
+    private readonly string _buildPlatform;
     private readonly Dictionary<string, string?> _globals = new(StringComparer.Ordinal);
     private readonly List<(DockerfileNode From, List<DockerfileNode> Body, string Name)> _stages = [];
     private readonly Dictionary<int, PlannedStage> _planned = [];
@@ -47,7 +51,8 @@ public sealed class BuildPlanner
         _dockerfile = dockerfile;
         _context = context;
         _settings = settings;
-        _platform = CacheKeyV1.NormalizePlatform(settings.Platform);
+        _platform = CacheKeyV2.NormalizePlatform(settings.Platform);
+        _buildPlatform = CacheKeyV2.NormalizePlatform(settings.BuildPlatform);
     }
 
     /// <summary>Plans the target stage of <paramref name="dockerfile"/> and the stages it reads from.</summary>
@@ -148,12 +153,13 @@ public sealed class BuildPlanner
         var (from, body, name) = _stages[index];
         var image = Variables.Expand(from.Args[0], GlobalLookup, _dockerfile.Escape);
         var platformFlag = Flag(from, "platform");
-        var platform = platformFlag is null ? _platform : CacheKeyV1.NormalizePlatform(Variables.Expand(platformFlag, GlobalLookup, _dockerfile.Escape));
-        var stageBase = Source(image, index);
+        var platform = platformFlag is null ? _platform : CacheKeyV2.NormalizePlatform(Variables.Expand(platformFlag, GlobalLookup, _dockerfile.Escape));
+        var stageBase = Source(image, index, platform);
 
-        // A stage built on another inherits its ENV and the ARGs it declared, and runs its ONBUILD
-        // triggers before its own instructions (BuildKit, for stages as for images): plan that one first.
-        var scope = new Scope(this);
+        // A stage built on another inherits its ENV, the ARGs it declared, its USER and SHELL, and
+        // runs its ONBUILD triggers before its own instructions (BuildKit, for stages as for
+        // images): plan that one first.
+        var scope = new Scope(this, platform);
         var steps = new List<PlannedStep>();
         if (stageBase.Stage is { } parent)
         {
@@ -178,25 +184,32 @@ public sealed class BuildPlanner
         }
     }
 
-    // A FROM image, --from value or mount from= (`byIndex`: a number may name a stage by position): an earlier stage, or an image.
-    private StateSource Source(string reference, int stage, bool byIndex = false) =>
+    // A FROM image, --from value or mount from= (`byIndex`: a number may name a stage by position):
+    // an earlier stage, or an image on `platform`.
+    private StateSource Source(string reference, int stage, string platform, bool byIndex = false) =>
         StageIndex(reference, stage, byIndex) is { } other
             ? StateSource.OfStage(other)
-            : StateSource.Known(ImageReference.State(reference, _settings.BaseImages, _warnings));
+            : StateSource.Known(ImageReference.State(reference, platform, _settings.BaseImages, _warnings));
 
     private string? GlobalLookup(string name) =>
         _globals.TryGetValue(name, out var value) ? value : AutomaticArg(name);
 
+    // TARGET* follow --platform, BUILD* the platform the build runs on.
     private string? AutomaticArg(string name)
     {
-        var parts = _platform.Split('/');
-        return name switch
+        if (!PlatformArgs.Contains(name))
         {
-            "TARGETPLATFORM" or "BUILDPLATFORM" => _platform,
-            "TARGETOS" or "BUILDOS" => parts[0],
-            "TARGETARCH" or "BUILDARCH" => parts[1],
-            "TARGETVARIANT" or "BUILDVARIANT" => parts.Length > 2 ? parts[2] : string.Empty,
-            _ => null,
+            return null;
+        }
+
+        var platform = name.StartsWith("TARGET", StringComparison.Ordinal) ? _platform : _buildPlatform;
+        var parts = platform.Split('/');
+        return name[(name.StartsWith('T') ? "TARGET".Length : "BUILD".Length)..] switch
+        {
+            "PLATFORM" => platform,
+            "OS" => parts[0],
+            "ARCH" => parts[1],
+            _ => parts.Length > 2 ? parts[2] : string.Empty,
         };
     }
 
@@ -224,162 +237,5 @@ public sealed class BuildPlanner
         }
 
         return (name, at < 0 ? null : Variables.Expand(word[(at + 1)..], lookup, _dockerfile.Escape));
-    }
-
-    /// <summary>The ARGs and ENV one stage has declared so far.</summary>
-    private sealed class Scope(BuildPlanner planner)
-    {
-        private readonly Dictionary<string, string?> _args = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, string> _env = new(StringComparer.Ordinal);
-
-        private char Escape => planner._dockerfile.Escape;
-
-        // What a stage built on `parent` starts with: its ENV, and the ARGs it declared with their values.
-        public void Inherit(Scope parent)
-        {
-            foreach (var (name, value) in parent._args)
-            {
-                _args[name] = value;
-            }
-
-            foreach (var (name, value) in parent._env)
-            {
-                _env[name] = value;
-            }
-        }
-
-        public PlannedStep Step(int index, DockerfileNode node, int stage)
-        {
-            try
-            {
-                return node.Keyword switch
-                {
-                    "arg" => Arg(index, node),
-                    "env" => Env(index, node),
-                    "run" => new PlannedStep(index, node, Visible(), Mounts(node, stage)),
-                    "copy" or "add" => new PlannedStep(index, node, Referenced(node), CopySources(node, stage)),
-                    _ => new PlannedStep(index, node, Referenced(node), []),
-                };
-            }
-            catch (DockerfileSyntaxException e) when (e.Line == 0)
-            {
-                throw new DockerfileSyntaxException(e.Message, node.StartLine);
-            }
-        }
-
-        private string? Lookup(string name) =>
-            _env.TryGetValue(name, out var env) ? env : _args.GetValueOrDefault(name);
-
-        private string Expand(string word) => Variables.Expand(word, Lookup, Escape);
-
-        private PlannedStep Arg(int index, DockerfileNode node)
-        {
-            var referenced = Referenced(node);
-            foreach (var word in node.Args)
-            {
-                var (name, value) = planner.Declaration(word, Lookup);
-                _args[name] = planner._settings.BuildArgs.TryGetValue(name, out var given) ? given
-                    : value ?? (planner._globals.TryGetValue(name, out var global) ? global : planner.AutomaticArg(name));
-            }
-
-            // The value is not part of this step's key: it counts where it is used.
-            return new PlannedStep(index, node, referenced, []);
-        }
-
-        private PlannedStep Env(int index, DockerfileNode node)
-        {
-            var referenced = Referenced(node);
-            for (var i = 0; i + 1 < node.Args.Count; i += 3)
-            {
-                _env[node.Args[i]] = Expand(node.Args[i + 1]);
-            }
-
-            return new PlannedStep(index, node, referenced, []);
-        }
-
-        // Everything a RUN's shell sees; ENV wins over an ARG of the same name.
-        private List<KeyValuePair<string, string>> Visible()
-        {
-            var visible = _args.Where(a => a.Value is not null && !_env.ContainsKey(a.Key)).Select(a => KeyValuePair.Create(a.Key, a.Value!));
-            return [.. visible.Concat(_env)];
-        }
-
-        private List<KeyValuePair<string, string>> Referenced(DockerfileNode node) =>
-            [.. Variables.ReferencedNames(node.KeyText).Select(n => (Name: n, Value: Lookup(n))).Where(v => v.Value is not null).Select(v => KeyValuePair.Create(v.Name, v.Value!))];
-
-        private List<StateSource> CopySources(DockerfileNode node, int stage)
-        {
-            if (node.Args.Count < 2)
-            {
-                throw new DockerfileSyntaxException($"{node.Keyword.ToUpperInvariant()} requires at least two arguments: sources and a destination", 0);
-            }
-
-            if (Flag(node, "from") is { } from)
-            {
-                return [planner.Source(Expand(from), stage, byIndex: true)];
-            }
-
-            var heredocs = node.Heredocs?.Select(h => h.Name).ToHashSet(StringComparer.Ordinal) ?? [];
-            var sources = new List<string>();
-            foreach (var word in node.Args.Take(node.Args.Count - 1))
-            {
-                var source = node.Json ? word : Expand(word);
-                if (heredocs.Count > 0 && source.StartsWith("<<", StringComparison.Ordinal))
-                {
-                    continue; // the body is in the instruction text
-                }
-
-                if (node.Keyword == "add" && IsRemote(source))
-                {
-                    if (Flag(node, "checksum") is null)
-                    {
-                        planner._warnings.Add($"line {node.StartLine}: ADD {source} is keyed by its URL, not its content; pin it with --checksum=sha256:...");
-                    }
-
-                    continue;
-                }
-
-                sources.Add(source);
-            }
-
-            if (sources.Count == 0)
-            {
-                return [];
-            }
-
-            var chown = Flag(node, "chown") is { } owner ? BuildContext.NumericOwner(Expand(owner)) : null;
-            var chmod = Flag(node, "chmod") is { } mode ? BuildContext.OctalMode(Expand(mode)) : null;
-            return [StateSource.Known(planner._context.Digest(sources, chmod, chown))];
-        }
-
-        private static bool IsRemote(string source) =>
-            source.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || source.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || source.StartsWith("git@", StringComparison.Ordinal);
-
-        // RUN --mount=type=bind[,from=stage|image][,source=path]: what each bind mount shows.
-        // Cache, tmpfs, secret and ssh mounts hold no build input the key could check.
-        private List<StateSource> Mounts(DockerfileNode node, int stage)
-        {
-            var sources = new List<StateSource>();
-            foreach (var flag in node.Flags.Where(f => f.StartsWith("--mount=", StringComparison.Ordinal)))
-            {
-                var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-                foreach (var field in flag["--mount=".Length..].Split(',').Select(f => f.Split('=', 2)))
-                {
-                    fields[field[0].ToLowerInvariant()] = field.Length > 1 ? Expand(field[1]) : "true";
-                }
-
-                if (fields.GetValueOrDefault("type", "bind") != "bind")
-                {
-                    continue;
-                }
-
-                var source = fields.GetValueOrDefault("source") ?? fields.GetValueOrDefault("src") ?? ".";
-                sources.Add(fields.TryGetValue("from", out var from)
-                    ? planner.Source(from, stage, byIndex: true)
-                    : StateSource.Known(planner._context.Digest([source])));
-            }
-
-            return sources;
-        }
     }
 }

@@ -5,14 +5,15 @@ namespace CacheService.Dockerfile;
 
 /// <summary>
 /// Turns an image reference (a FROM, <c>COPY --from</c> or <c>RUN --mount from=</c> image) into
-/// the state keys build on: <c>scratch</c> is the empty state; a reference pinned with
-/// <c>@sha256:</c> is its digest; a reference given by <c>--base</c> is the digest given; any
-/// other tag is keyed by its normalized name, with a warning, because tags move.
+/// the state keys build on: <c>scratch</c> is the empty state, the same on every platform; a
+/// reference pinned with <c>@sha256:</c> is its digest on the platform; a reference given by
+/// <c>--base</c> is the digest given, on the platform; any other tag is keyed by its normalized
+/// name and the platform, with a warning, because tags move.
 /// </summary>
 public static class ImageReference
 {
     /// <summary>Domain tag of the state of an unpinned image reference.</summary>
-    public const string UnpinnedDomain = "cacheservice/state/v1/unpinned";
+    public const string UnpinnedDomain = "cacheservice/state/v2/unpinned";
 
     /// <summary>
     /// Normalizes the way Docker reads references: <c>alpine</c>, <c>alpine:latest</c> and
@@ -35,20 +36,20 @@ public static class ImageReference
         return name.Contains('@', StringComparison.Ordinal) || lastSegment.Contains(':', StringComparison.Ordinal) ? name : name + ":latest";
     }
 
-    /// <summary>The state an image reference stands for; <paramref name="warnings"/> gets a line when it is unpinned.</summary>
-    public static Digest State(string reference, IReadOnlyDictionary<string, Digest> baseImages, ICollection<string> warnings)
+    /// <summary>The state an image reference stands for on <paramref name="platform"/>; <paramref name="warnings"/> gets a line when it is unpinned.</summary>
+    public static Digest State(string reference, string platform, IReadOnlyDictionary<string, Digest> baseImages, ICollection<string> warnings)
     {
         ArgumentNullException.ThrowIfNull(baseImages);
         ArgumentNullException.ThrowIfNull(warnings);
         if (reference.Equals("scratch", StringComparison.OrdinalIgnoreCase))
         {
-            return CacheKeyV1.ScratchState;
+            return CacheKeyV2.ScratchState;
         }
 
         var at = reference.IndexOf('@', StringComparison.Ordinal);
         if (at >= 0)
         {
-            return Digest.Parse(reference[(at + 1)..], "FROM");
+            return CacheKeyV2.ImageState(Digest.Parse(reference[(at + 1)..], "FROM"), platform);
         }
 
         var normalized = Normalize(reference);
@@ -56,11 +57,11 @@ public static class ImageReference
         {
             if (Normalize(given) == normalized)
             {
-                return digest;
+                return CacheKeyV2.ImageState(digest, platform);
             }
         }
 
         warnings.Add($"{reference} is not pinned: keyed by its name, but tags move; pin it with @sha256:... or --base {reference}=sha256:...");
-        return new Preimage().Field(UnpinnedDomain).Field(normalized).Hash();
+        return new Preimage().Field(UnpinnedDomain).Field(normalized).Field(CacheKeyV2.NormalizePlatform(platform)).Hash();
     }
 }

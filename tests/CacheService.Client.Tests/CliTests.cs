@@ -205,7 +205,7 @@ public sealed class CliTests : IAsyncLifetime
     [Fact]
     public async Task Key_computes_the_golden_vectors()
     {
-        var vectors = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "testdata", "cache-keys", "v1.json"))).RootElement;
+        var vectors = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "testdata", "cache-keys", "v2.json"))).RootElement;
         foreach (var v in vectors.GetProperty("keys").EnumerateArray().Take(8))
         {
             List<string> args = ["key", "--parent", v.GetProperty("parentState").GetString()!, "--platform", v.GetProperty("platform").GetString()!, "--instruction", v.GetProperty("instruction").GetString()!];

@@ -11,7 +11,7 @@ public class CacheKeyPropertyTests
 
     private static Digest Key(string instruction, Digest? parent = null, string platform = "linux/amd64",
         IReadOnlyList<KeyValuePair<string, string>>? args = null, Digest? sources = null) =>
-        CacheKeyV1.Compute(new StepKeyInput(parent ?? Base, platform, instruction, args ?? [], sources)).Key;
+        CacheKeyV2.Compute(new StepKeyInput(parent ?? Base, platform, instruction, args ?? [], sources)).Key;
 
     private static KeyValuePair<string, string> Arg(string name, string value) => KeyValuePair.Create(name, value);
 
@@ -52,6 +52,42 @@ public class CacheKeyPropertyTests
         Assert.NotEqual(reference, Key("RUN make", args: [Arg("V", "1")], sources: null));
     }
 
+    [Theory]
+    [InlineData("COPY a /a")]
+    [InlineData("ADD https://example.com/a.tgz /a")]
+    [InlineData("WORKDIR /src")]
+    public void A_file_operation_is_the_same_on_every_platform_but_not_on_another_parent(string instruction)
+    {
+        Assert.Equal(Key(instruction, sources: Sources), Key(instruction, platform: "linux/arm64", sources: Sources));
+        Assert.NotEqual(Key(instruction, sources: Sources), Key(instruction, parent: CacheKeyV2.ImageState(Base, "linux/arm64"), sources: Sources));
+    }
+
+    [Theory]
+    [InlineData("linux/arm64/v8", "linux/arm64")]
+    [InlineData("Linux/AArch64", "linux/arm64")]
+    [InlineData("linux/x86_64", "linux/amd64")]
+    [InlineData("linux/arm", "linux/arm/v7")]
+    public void Spellings_of_one_platform_make_one_key_and_one_base_state(string spelling, string canonical)
+    {
+        Assert.Equal(Key("RUN make", platform: canonical), Key("RUN make", platform: spelling));
+        Assert.Equal(CacheKeyV2.ImageState(Base, canonical), CacheKeyV2.ImageState(Base, spelling));
+    }
+
+    [Fact]
+    public void One_image_digest_is_a_different_base_on_each_platform() =>
+        Assert.NotEqual(CacheKeyV2.ImageState(Base, "linux/amd64"), CacheKeyV2.ImageState(Base, "linux/arm64"));
+
+    [Fact]
+    public void No_v1_key_or_state_can_equal_a_v2_one()
+    {
+        // Every domain tag names v2; a v1 preimage started with F("cacheservice/key/v1"), so the
+        // hashed bytes of the two versions differ from the first field on.
+        var step = CacheKeyV2.Compute(new StepKeyInput(Base, "linux/amd64", "RUN make", [], null));
+        Assert.Equal("cacheservice/key/v2", System.Text.Encoding.UTF8.GetString(step.Preimage.AsSpan(4, 19)));
+        string[] domains = [CacheKeyV2.KeyDomain, CacheKeyV2.LayerStateDomain, CacheKeyV2.ConfigStateDomain, CacheKeyV2.ScratchDomain, CacheKeyV2.ImageDomain];
+        Assert.All(domains, d => Assert.Contains("/v2", d, StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Arg_order_does_not_matter() =>
         Assert.Equal(Key("RUN make", args: [Arg("A", "1"), Arg("B", "2")]), Key("RUN make", args: [Arg("B", "2"), Arg("A", "1")]));
@@ -82,22 +118,22 @@ public class CacheKeyPropertyTests
     public void Two_parents_with_identical_top_layers_never_share_a_child_key()
     {
         var layer = Digest.Of("same layer"u8);
-        var step = CacheKeyV1.Compute(new StepKeyInput(Base, "linux/amd64", "RUN make", [], null));
-        var stateA = CacheKeyV1.NextState(Base, step, layer);
-        var stateB = CacheKeyV1.NextState(Digest.Of("another base"u8), step, layer);
+        var step = CacheKeyV2.Compute(new StepKeyInput(Base, "linux/amd64", "RUN make", [], null));
+        var stateA = CacheKeyV2.NextState(Base, step, layer);
+        var stateB = CacheKeyV2.NextState(Digest.Of("another base"u8), step, layer);
         Assert.NotEqual(Key("RUN test", parent: stateA), Key("RUN test", parent: stateB));
     }
 
     [Fact]
     public void The_state_after_a_layer_step_follows_the_layer_produced()
     {
-        var step = CacheKeyV1.Compute(new StepKeyInput(Base, "linux/amd64", "RUN make", [], null));
-        Assert.NotEqual(CacheKeyV1.NextState(Base, step, Digest.Of("a"u8)), CacheKeyV1.NextState(Base, step, Digest.Of("b"u8)));
-        Assert.Throws<ArgumentException>(() => CacheKeyV1.NextState(Base, step, null));
+        var step = CacheKeyV2.Compute(new StepKeyInput(Base, "linux/amd64", "RUN make", [], null));
+        Assert.NotEqual(CacheKeyV2.NextState(Base, step, Digest.Of("a"u8)), CacheKeyV2.NextState(Base, step, Digest.Of("b"u8)));
+        Assert.Throws<ArgumentException>(() => CacheKeyV2.NextState(Base, step, null));
     }
 
     [Fact]
-    public void A_change_at_step_k_changes_keys_k_to_n_and_none_before()
+    public void A_change_at_a_layer_or_config_step_k_changes_keys_k_to_n_and_a_metadata_step_only_its_own()
     {
         string[] dockerfile = ["COPY app /app", "ENV MODE=release", "RUN make", "WORKDIR /app", "RUN make test", "CMD [\"/app/run\"]"];
         for (var k = 0; k < dockerfile.Length; k++)
@@ -106,9 +142,12 @@ public class CacheKeyPropertyTests
             edited[k] += " --changed";
             var before = ChainKeys(dockerfile);
             var after = ChainKeys(edited);
+            // A metadata step (ENV, CMD) leaves the state: later steps observe it only through
+            // their own args, which the planner gives them (docs/cache-key.md).
+            var metadata = dockerfile[k].StartsWith("ENV", StringComparison.Ordinal) || dockerfile[k].StartsWith("CMD", StringComparison.Ordinal);
             for (var i = 0; i < dockerfile.Length; i++)
             {
-                if (i < k)
+                if (i < k || (i > k && metadata))
                 {
                     Assert.Equal(before[i], after[i]);
                 }
@@ -144,9 +183,9 @@ public class CacheKeyPropertyTests
         for (var i = 0; i < steps.Length; i++)
         {
             Digest? sources = steps[i].StartsWith("COPY", StringComparison.Ordinal) ? stepSources?.Invoke(i) ?? Sources : null;
-            var step = CacheKeyV1.Compute(new StepKeyInput(state, "linux/amd64", steps[i], [], sources));
+            var step = CacheKeyV2.Compute(new StepKeyInput(state, "linux/amd64", steps[i], [], sources));
             keys.Add(step.Key);
-            state = CacheKeyV1.NextState(state, step, step.IsLayerStep ? Digest.Of(System.Text.Encoding.UTF8.GetBytes("layer of " + step.Key)) : null);
+            state = CacheKeyV2.NextState(state, step, step.IsLayerStep ? Digest.Of(System.Text.Encoding.UTF8.GetBytes("layer of " + step.Key)) : null);
         }
 
         return keys;

@@ -37,30 +37,7 @@ public sealed class BuildPlannerTests : IDisposable
     private BuildPlan Plan(string dockerfile, BuildSettings? settings = null) =>
         BuildPlanner.Plan(DockerfileParser.Parse(dockerfile), new BuildContext(_context), settings ?? new BuildSettings());
 
-    /// <summary>
-    /// Every step's key as a build would see it, "stage/index" -> key: the chain is walked as the
-    /// server walks it, with each layer step producing a layer whose diff id follows its key.
-    /// </summary>
-    private Dictionary<string, Digest> Keys(string dockerfile, BuildSettings? settings = null)
-    {
-        var plan = Plan(dockerfile, settings);
-        var keys = new Dictionary<string, Digest>();
-        var finals = new Dictionary<int, Digest>();
-        foreach (var stage in plan.Stages)
-        {
-            var state = stage.Base.State ?? finals[stage.Base.Stage!.Value];
-            foreach (var step in stage.Steps)
-            {
-                var key = CacheKeyV1.Compute(new StepKeyInput(state, stage.Platform, step.Instruction, step.Args, step.SourcesDigest(s => finals[s])));
-                keys[$"{stage.Name}/{step.Index}"] = key.Key;
-                state = CacheKeyV1.NextState(state, key, key.IsLayerStep ? Digest.Of(key.Preimage) : null);
-            }
-
-            finals[stage.Index] = state;
-        }
-
-        return keys;
-    }
+    private Dictionary<string, Digest> Keys(string dockerfile, BuildSettings? settings = null) => PlanKeys.Of(Plan(dockerfile, settings));
 
     private static BuildSettings Args(params (string Name, string Value)[] args) =>
         new() { BuildArgs = args.ToDictionary(a => a.Name, a => a.Value), BaseImages = new Dictionary<string, Digest> { ["alpine"] = Alpine } };
@@ -109,14 +86,131 @@ public sealed class BuildPlannerTests : IDisposable
     }
 
     [Fact]
-    public void ENV_values_move_later_steps_and_an_ENV_built_from_an_ARG_follows_the_ARG()
+    public void ENV_values_reach_the_steps_that_observe_them_and_an_ENV_built_from_an_ARG_follows_the_ARG()
     {
-        const string file = "FROM alpine\nARG MODE=debug\nENV BUILD_MODE=$MODE\nCOPY go.mod /src/\n";
+        const string file = "FROM alpine\nARG MODE=debug\nENV BUILD_MODE=$MODE\nCOPY go.mod /src/\nRUN make\nCOPY a.txt /$BUILD_MODE/\n";
         var debug = Keys(file, Args());
         var release = Keys(file, Args(("MODE", "release")));
         Assert.NotEqual(debug["0/1"], release["0/1"]); // the ENV step expands MODE
-        Assert.NotEqual(debug["0/2"], release["0/2"]); // and the chain carries it on
+        Assert.Equal(debug["0/2"], release["0/2"]); // a COPY that names no variable does not observe the environment
+        Assert.NotEqual(debug["0/3"], release["0/3"]); // a RUN's shell sees BUILD_MODE
+        Assert.NotEqual(debug["0/4"], release["0/4"]); // a COPY that names it
         Assert.Equal(Keys("FROM alpine\nENV A=1\nRUN true\n", Args()), Keys("FROM  alpine\nENV   A=1\nRUN  true\n", Args()));
+    }
+
+    [Theory]
+    [InlineData("LABEL version=2")]
+    [InlineData("EXPOSE 8080")]
+    [InlineData("CMD [\"/app\"]")]
+    [InlineData("ENTRYPOINT [\"/app\"]")]
+    [InlineData("STOPSIGNAL SIGKILL")]
+    [InlineData("HEALTHCHECK CMD true")]
+    [InlineData("MAINTAINER someone")]
+    [InlineData("ONBUILD RUN true")]
+    public void A_config_change_no_later_step_observes_keeps_the_later_keys(string metadata)
+    {
+        const string file = "FROM alpine\nCOPY go.mod /src/\n{0}RUN make\nCOPY a.txt /\n";
+        var without = Keys(string.Format(System.Globalization.CultureInfo.InvariantCulture, file, string.Empty), Args());
+        var with = Keys(string.Format(System.Globalization.CultureInfo.InvariantCulture, file, metadata + "\n"), Args());
+        Assert.Equal(without["0/0"], with["0/0"]);
+        Assert.Equal(without["0/1"], with["0/2"]); // RUN make, after the inserted line
+        Assert.Equal(without["0/2"], with["0/3"]); // and the COPY after it, whose parent is RUN's layer
+
+        // The twin: the same line where a RUN observes it (an ENV) moves the RUN.
+        Assert.NotEqual(without["0/1"], Keys(string.Format(System.Globalization.CultureInfo.InvariantCulture, file, "ENV UNUSED=1\n"), Args())["0/2"]);
+    }
+
+    [Fact]
+    public void A_LABEL_appended_to_a_stage_keeps_COPY_from_it_but_a_RUN_appended_moves_it()
+    {
+        const string file = "FROM alpine AS build\nRUN make\n{0}FROM alpine\nCOPY --from=build /out /out\n";
+        string Of(string appended) => string.Format(System.Globalization.CultureInfo.InvariantCulture, file, appended);
+        var plain = Keys(Of(string.Empty), Args());
+        Assert.Equal(plain["1/0"], Keys(Of("LABEL stage=build\n"), Args())["1/0"]);
+        Assert.NotEqual(plain["1/0"], Keys(Of("RUN make more\n"), Args())["1/0"]);
+    }
+
+    [Fact]
+    public void USER_moves_a_later_RUN_and_WORKDIR_in_this_stage_and_the_next_but_not_a_COPY()
+    {
+        const string file = "FROM alpine AS base\nUSER {0}\nCOPY go.mod /src/\nRUN make\nWORKDIR /work\nFROM base\nRUN make\n";
+        string Of(string user) => string.Format(System.Globalization.CultureInfo.InvariantCulture, file, user);
+        var app = Keys(Of("app"), Args());
+        var root = Keys(Of("root"), Args());
+        Assert.Equal(app["base/1"], root["base/1"]); // COPY makes files owned by root whatever the USER
+        Assert.NotEqual(app["base/2"], root["base/2"]); // a RUN runs as the user
+        Assert.NotEqual(app["1/0"], root["1/0"]); // and a stage built on it inherits the user
+        Assert.NotEqual(Keys(Of("app"), Args())["base/3"], Keys("FROM alpine AS base\nUSER app\nCOPY go.mod /src/\nRUN make\nUSER root\nWORKDIR /work\nFROM base\nRUN make\n", Args())["base/4"]);
+        Assert.Contains(KeyValuePair.Create(CacheKeyV2.UserArg, "app"), Plan(Of("app"), Args()).Stages[0].Steps[2].Args);
+    }
+
+    [Fact]
+    public void SHELL_moves_a_later_RUN_but_not_a_COPY()
+    {
+        const string file = "FROM alpine\nSHELL [\"{0}\", \"-c\"]\nCOPY go.mod /src/\nRUN make\n";
+        string Of(string shell) => string.Format(System.Globalization.CultureInfo.InvariantCulture, file, shell);
+        var sh = Keys(Of("/bin/sh"), Args());
+        var bash = Keys(Of("/bin/bash"), Args());
+        Assert.Equal(sh["0/1"], bash["0/1"]);
+        Assert.NotEqual(sh["0/2"], bash["0/2"]);
+        Assert.Equal(sh["0/2"], Keys("FROM alpine\nSHELL  [ \"/bin/sh\",\"-c\" ]\nCOPY go.mod /src/\nRUN make\n", Args())["0/2"]); // reformatted
+    }
+
+    [Theory]
+    [InlineData("WORKDIR /other")]
+    [InlineData("VOLUME /src")]
+    public void WORKDIR_and_VOLUME_move_every_later_step(string line)
+    {
+        var before = Keys("FROM alpine\nWORKDIR /app\nCOPY go.mod src/\nRUN make\n", Args());
+        var after = Keys($"FROM alpine\nWORKDIR /app\n{line}\nCOPY go.mod src/\nRUN make\n", Args());
+        Assert.NotEqual(before["0/1"], after["0/2"]);
+        Assert.NotEqual(before["0/2"], after["0/3"]);
+    }
+
+    [Fact]
+    public void A_file_operation_after_scratch_is_shared_across_platforms_and_a_RUN_or_an_image_base_is_not()
+    {
+        const string scratch = "FROM scratch\nCOPY go.mod /\nWORKDIR /src\nCOPY a.txt .\nRUN make\n";
+        var amd = Keys(scratch, Args());
+        var arm = Keys(scratch, Args() with { Platform = "linux/arm64" });
+        Assert.Equal(amd["0/0"], arm["0/0"]);
+        Assert.Equal(amd["0/1"], arm["0/1"]);
+        Assert.Equal(amd["0/2"], arm["0/2"]);
+        Assert.NotEqual(amd["0/3"], arm["0/3"]);
+
+        // A pinned base is a different image on each platform, even under one index digest.
+        const string based = "FROM alpine\nCOPY go.mod /\n";
+        Assert.NotEqual(Keys(based, Args())["0/0"], Keys(based, Args() with { Platform = "linux/arm64" })["0/0"]);
+    }
+
+    [Theory]
+    [InlineData("linux/arm64/v8")]
+    [InlineData("linux/aarch64")]
+    [InlineData("Linux/ARM64")]
+    public void Spellings_of_one_platform_share_every_key(string spelling) =>
+        Assert.Equal(Keys("FROM alpine\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM\n", Args() with { Platform = "linux/arm64" }),
+            Keys("FROM alpine\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM\n", Args() with { Platform = spelling }));
+
+    [Fact]
+    public void A_stage_on_the_build_platform_keeps_its_keys_across_targets_except_where_it_reads_TARGET_args()
+    {
+        const string file = "FROM --platform=$BUILDPLATFORM alpine AS tools\nRUN make\nARG TARGETARCH\nRUN make $TARGETARCH\nFROM alpine\nCOPY --from=tools /out /out\n";
+        var amd = Keys(file, Args() with { BuildPlatform = "linux/amd64" });
+        var arm = Keys(file, Args() with { BuildPlatform = "linux/amd64", Platform = "linux/arm64" });
+        Assert.Equal(amd["tools/0"], arm["tools/0"]);
+        Assert.NotEqual(amd["tools/2"], arm["tools/2"]);
+        Assert.NotEqual(amd["1/0"], arm["1/0"]);
+        var otherBuilder = Keys(file, Args() with { BuildPlatform = "linux/arm64" });
+        Assert.NotEqual(amd["tools/0"], otherBuilder["tools/0"]); // the tools run on another machine
+    }
+
+    [Fact]
+    public void A_proxy_build_arg_counts_only_when_an_ARG_declares_it()
+    {
+        const string file = "FROM alpine\nRUN apk add curl\n";
+        Assert.Equal(Keys(file, Args())["0/0"], Keys(file, Args(("HTTP_PROXY", "http://proxy:3128")))["0/0"]);
+        const string declared = "FROM alpine\nARG HTTP_PROXY\nRUN apk add curl\n";
+        Assert.NotEqual(Keys(declared, Args())["0/1"], Keys(declared, Args(("HTTP_PROXY", "http://proxy:3128")))["0/1"]);
     }
 
     [Fact]
@@ -255,11 +349,11 @@ public sealed class BuildPlannerTests : IDisposable
     public void FROM_pins_by_digest_by_base_mapping_or_warns_about_a_moving_tag()
     {
         var pinned = Plan($"FROM alpine:3.20@{Alpine}\nRUN true\n").Stages[0].Base.State;
-        Assert.Equal(Alpine, pinned);
+        Assert.Equal(CacheKeyV2.ImageState(Alpine, "linux/amd64"), pinned);
         var mapped = Plan("FROM docker.io/library/alpine:latest\nRUN true\n", Args());
-        Assert.Equal(Alpine, mapped.Stages[0].Base.State); // "alpine" and its long form are one image
+        Assert.Equal(CacheKeyV2.ImageState(Alpine, "linux/amd64"), mapped.Stages[0].Base.State); // "alpine" and its long form are one image
         Assert.Empty(mapped.Warnings);
-        Assert.Equal(CacheKeyV1.ScratchState, Plan("FROM scratch\nRUN true\n").Stages[0].Base.State);
+        Assert.Equal(CacheKeyV2.ScratchState, Plan("FROM scratch\nRUN true\n").Stages[0].Base.State);
 
         var unpinned = Plan("FROM node:20\nRUN true\n");
         Assert.Contains(unpinned.Warnings, w => w.Contains("node:20 is not pinned", StringComparison.Ordinal));

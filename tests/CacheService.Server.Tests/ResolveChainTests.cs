@@ -53,6 +53,36 @@ public sealed class ResolveChainTests(ServerFixture fixture) : IClassFixture<Ser
         Assert.Equal((8L, 4L), (stats.Lookups, stats.Hits)); // 1 + 2 + 3 + 2 layer lookups, 0 + 1 + 2 + 1 hits
     }
 
+    [Fact]
+    public async Task A_metadata_step_leaves_the_state_so_editing_it_keeps_the_next_key_and_WORKDIR_moves_it()
+    {
+        const string ns = "chain/metadata";
+        StepInput make = new() { Instruction = "RUN make" };
+        StepInput test = new() { Instruction = "RUN make test" };
+        ResolveChainRequest Chain(string between) => new()
+        {
+            Namespace = ns,
+            BaseState = Base,
+            Platform = Platform,
+            Steps = { make, new StepInput { Instruction = between }, test },
+        };
+
+        var labelled = await _client.ResolveChainAsync(Chain("LABEL version=1"));
+        await CommitStep(ns, labelled.Steps[0].Key, Layers.Random(1000, 3));
+        labelled = await _client.ResolveChainAsync(Chain("LABEL version=1"));
+        Assert.Equal([StepStatus.Hit, StepStatus.Config, StepStatus.Miss], labelled.Steps.Select(s => s.Status));
+        Assert.Equal(labelled.Steps[0].State, labelled.Steps[1].State); // LABEL made no cache step
+        await CommitStep(ns, labelled.Steps[2].Key, Layers.Random(1000, 4));
+
+        var relabelled = await _client.ResolveChainAsync(Chain("LABEL version=2"));
+        Assert.Equal(3, relabelled.CachedSteps);
+        Assert.Equal(labelled.Steps[2].Key, relabelled.Steps[2].Key);
+
+        var workdir = await _client.ResolveChainAsync(Chain("WORKDIR /src"));
+        Assert.Equal(2, workdir.CachedSteps); // a WORKDIR moves the state: RUN make test runs in it
+        Assert.NotEqual(labelled.Steps[2].Key, workdir.Steps[2].Key);
+    }
+
     private async Task CommitStep(string ns, string key, byte[] data)
     {
         await Layers.UploadAsync(_client, ns, data);

@@ -72,11 +72,14 @@ public static class InstructionNormalizer
     }
 
     /// <summary>True when <paramref name="normalizedInstruction"/> adds a filesystem layer.</summary>
-    public static bool IsLayerStep(string normalizedInstruction)
+    public static bool IsLayerStep(string normalizedInstruction) => LayerKeywords.Contains(Keyword(normalizedInstruction));
+
+    /// <summary>The keyword of <paramref name="normalizedInstruction"/>, upper case.</summary>
+    public static string Keyword(string normalizedInstruction)
     {
-        var end = normalizedInstruction.IndexOf(' ', StringComparison.Ordinal);
-        var keyword = end < 0 ? normalizedInstruction : normalizedInstruction[..end];
-        return LayerKeywords.Contains(keyword);
+        ArgumentNullException.ThrowIfNull(normalizedInstruction);
+        var end = normalizedInstruction.AsSpan().IndexOfAny(' ', '\n');
+        return end < 0 ? normalizedInstruction : normalizedInstruction[..end];
     }
 
     // Joins the physical lines of the first logical line. Returns it and how many physical lines

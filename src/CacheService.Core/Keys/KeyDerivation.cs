@@ -10,7 +10,7 @@ public sealed record StepSpec(string Instruction, IReadOnlyList<KeyValuePair<str
 public sealed record KeyInputs(Digest ParentState, string Platform, StepSpec Step);
 
 /// <summary>
-/// <see cref="CacheKeyV1"/> behind the request limits, and the preimage a commit keeps so a later
+/// <see cref="CacheKeyV2"/> behind the request limits, and the preimage a commit keeps so a later
 /// miss can be explained. Every transport derives keys here.
 /// </summary>
 public sealed class KeyDerivation(LimitsOptions limits)
@@ -38,7 +38,7 @@ public sealed class KeyDerivation(LimitsOptions limits)
 
         try
         {
-            return CacheKeyV1.Compute(new StepKeyInput(parentState, platform, step.Instruction, step.Args, step.SourcesDigest));
+            return CacheKeyV2.Compute(new StepKeyInput(parentState, platform, step.Instruction, step.Args, step.SourcesDigest));
         }
         catch (InvalidFieldException e) when (e.Field != "platform")
         {
@@ -66,9 +66,9 @@ public sealed class KeyDerivation(LimitsOptions limits)
 
         var preimage = JsonSerializer.Serialize(new
         {
-            version = CacheKeyV1.KeyDomain,
+            version = CacheKeyV2.KeyDomain,
             parentState = inputs.ParentState.Value,
-            platform = CacheKeyV1.NormalizePlatform(inputs.Platform),
+            platform = CacheKeyV2.NormalizePlatform(inputs.Platform),
             instruction = derived.NormalizedInstruction,
             args = inputs.Step.Args.ToDictionary(a => a.Key, a => a.Value, StringComparer.Ordinal),
             sourcesDigest = inputs.Step.SourcesDigest?.Value,

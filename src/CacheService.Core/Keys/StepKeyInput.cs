@@ -16,6 +16,23 @@ public sealed record StepKeyInput(
 /// <summary>The result of deriving a key, with the components that went into it.</summary>
 /// <param name="Key">The cache key.</param>
 /// <param name="NormalizedInstruction">The instruction as it entered the key.</param>
-/// <param name="IsLayerStep">True for RUN, COPY and ADD.</param>
+/// <param name="Kind">What the step does to the state: a layer, a config step that moves it, or metadata that leaves it.</param>
 /// <param name="Preimage">The exact bytes that were hashed.</param>
-public sealed record StepKey(Digest Key, string NormalizedInstruction, bool IsLayerStep, byte[] Preimage);
+public sealed record StepKey(Digest Key, string NormalizedInstruction, StepKind Kind, byte[] Preimage)
+{
+    /// <summary>True for RUN, COPY and ADD.</summary>
+    public bool IsLayerStep => Kind == StepKind.Layer;
+}
+
+/// <summary>How a step moves the chain state (docs/cache-key.md, "Parent state").</summary>
+public enum StepKind
+{
+    /// <summary>RUN, COPY, ADD: the state follows the layer produced.</summary>
+    Layer,
+
+    /// <summary>WORKDIR, VOLUME and unknown keywords: the state follows the step's key.</summary>
+    Config,
+
+    /// <summary>ENV, ARG, USER, SHELL, LABEL, CMD and the other settings later steps observe only through their args, if at all: the state stays.</summary>
+    Metadata,
+}

@@ -34,7 +34,7 @@ internal sealed class ChainWalk(KeyDerivation keys, Digest baseState, string pla
     public Digest? Hit(IndexEntry entry, string ns)
     {
         var step = _pending ?? throw new InvalidOperationException("no step is being looked up");
-        _state = CacheKeyV1.NextState(_state, step, entry.Layer.DiffId);
+        _state = CacheKeyV2.NextState(_state, step, entry.Layer.DiffId);
         _resolved.Add(new ResolvedStep(StepOutcome.Hit, step.Key, entry.Layer, ns, _state, entry.Created));
         _next++;
         _pending = AdvanceToLayerStep();
@@ -69,7 +69,7 @@ internal sealed class ChainWalk(KeyDerivation keys, Digest baseState, string pla
                 return step;
             }
 
-            _state = CacheKeyV1.NextState(_state, step, null);
+            _state = CacheKeyV2.NextState(_state, step, null);
             _resolved.Add(new ResolvedStep(StepOutcome.Config, step.Key, null, null, _state, null));
         }
 
