@@ -37,10 +37,13 @@ public enum SourceKind
 /// </summary>
 public static class SourcesDigest
 {
-    private const string Domain = "cacheservice/sources/v1";
+    private const string Domain = "cacheservice/sources/v2";
+
+    // The permission bits every symlink has on Linux.
+    private const int LinkMode = 0x1FF;
 
     /// <summary>Domain tag of several sources combined (a RUN with more than one bind mount).</summary>
-    public const string CombinedDomain = "cacheservice/sources/v1/combined";
+    public const string CombinedDomain = "cacheservice/sources/v2/combined";
 
     /// <summary>The digest of <paramref name="entries"/>; their order does not matter.</summary>
     public static Digest Of(IEnumerable<SourceEntry> entries)
@@ -176,7 +179,9 @@ public static class SourcesDigest
         var (uid, gid) = chown ?? (0, 0);
         if (item.LinkTarget is { } target)
         {
-            return new SourceEntry(relative, SourceKind.Symlink, mode, uid, gid, 0, null, target);
+            // A link's own mode is always 777 on Linux (.NET reports its target's, which a copy
+            // of the link does not carry), and --chmod does not apply to it.
+            return new SourceEntry(relative, SourceKind.Symlink, LinkMode, uid, gid, 0, null, target);
         }
 
         if (item is DirectoryInfo)
