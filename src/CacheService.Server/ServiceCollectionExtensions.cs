@@ -147,11 +147,12 @@ public static class ServiceCollectionExtensions
             sp => async ct =>
             {
                 var deleted = await sp.GetRequiredService<OrphanSweeper>().SweepOnceAsync(Eviction(sp).BlobGracePeriod, ct);
-                if (sp.GetRequiredService<CacheBackends>().Direct is { } direct)
+                if (Storage(sp).BlobEngine == BlobEngine.S3)
                 {
-                    // A staged direct upload outlives its URL by the grace period at most.
+                    // A staged direct upload outlives its URL by the grace period at most, and an
+                    // upload session its last touch by as long.
                     var expiry = sp.GetRequiredService<IOptions<S3BlobOptions>>().Value.PresignExpiry;
-                    deleted += await direct.SweepStagedUploadsAsync(sp.GetRequiredService<TimeProvider>().GetUtcNow() - expiry - Eviction(sp).BlobGracePeriod, ct);
+                    deleted += await sp.GetRequiredService<S3BlobStore>().SweepStagedUploadsAsync(sp.GetRequiredService<TimeProvider>().GetUtcNow() - expiry - Eviction(sp).BlobGracePeriod, ct);
                 }
 
                 return deleted;
@@ -180,7 +181,10 @@ public static class ServiceCollectionExtensions
         services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<ServerOptions>>((grpc, server) => grpc.MaxReceiveMessageSize = server.Value.MaxMessageBytes);
         services.AddGrpcReflection();
-        services.TryAddSingleton<UploadSessions>();
+        // With the object store, upload sessions live there, for every replica; else on this one.
+        services.TryAddSingleton<UploadSessions>(sp => Storage(sp).BlobEngine == BlobEngine.S3
+            ? ActivatorUtilities.CreateInstance<SharedUploadSessions>(sp, sp.GetRequiredService<S3BlobStore>())
+            : ActivatorUtilities.CreateInstance<LocalUploadSessions>(sp));
         services.TryAddSingleton<RegistryHandler>();
         services.AddGrpcHealthChecks(health =>
             {

@@ -6,8 +6,9 @@ namespace CacheService.Server.Registry;
 
 /// <summary>
 /// Blob uploads: monolithic (POST with <c>?digest=</c>), chunked (POST, PATCH..., PUT), status,
-/// cancel, and cross-repository mounts. Bytes wait in <see cref="UploadSessions"/> until the
-/// digest is named, then go through the core's verified upload.
+/// cancel, and cross-repository mounts. Bytes wait in <see cref="UploadSessions"/> (on this replica,
+/// or in the object store for every replica) until the digest is named, then go through the core's
+/// verified upload.
 /// </summary>
 internal sealed partial class RegistryHandler
 {
@@ -24,7 +25,7 @@ internal sealed partial class RegistryHandler
             return;
         }
 
-        var session = sessions.Start(ns);
+        var session = await sessions.StartAsync(ns, http.RequestAborted);
         try
         {
             if (Digest.TryParse(query["digest"], out var digest))
@@ -43,7 +44,7 @@ internal sealed partial class RegistryHandler
 
     private async Task UploadAsync(HttpContext http, string ns, string id)
     {
-        var session = sessions.Take(ns, id) ?? throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", $"no upload {id} in {ns}");
+        var session = await sessions.TakeAsync(ns, id, http.RequestAborted) ?? throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", $"no upload {id} in {ns}");
         try
         {
             await UploadAsync(http, ns, session);
@@ -75,7 +76,7 @@ internal sealed partial class RegistryHandler
                 await CompleteAsync(http, session, digest);
                 return;
             case "DELETE":
-                sessions.End(session);
+                await sessions.EndAsync(session);
                 http.Response.StatusCode = 204;
                 return;
             default:
@@ -91,12 +92,12 @@ internal sealed partial class RegistryHandler
         try
         {
             await sessions.AppendAsync(session, http.Request.Body, http.Request.ContentLength, http.RequestAborted);
-            await using var content = UploadSessions.Open(session);
-            await transfers.UploadAsync(session.Namespace, digest, content.Length, content, http.RequestAborted);
+            await using var content = await sessions.OpenAsync(session, http.RequestAborted);
+            await transfers.UploadAsync(session.Namespace, digest, session.Size, content, http.RequestAborted);
         }
         finally
         {
-            sessions.End(session);
+            await sessions.EndAsync(session);
         }
 
         Created(http, session.Namespace, digest);
