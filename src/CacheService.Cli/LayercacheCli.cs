@@ -159,6 +159,9 @@ internal static class LayercacheCli
     // The message that names the cause of a failure, or null for a bug (which then surfaces).
     private static string? Describe(Exception e) => e switch
     {
+        // The server itself answered UNAVAILABLE: it is up, a backend behind it (index, blobs) is not.
+        RpcException { StatusCode: StatusCode.Unavailable, Status.DebugException: null } rpc =>
+            $"the server is up but its {rpc.Status.Detail}: its operator can see which backend on its /readyz page; retry once it is back (builds still run, without the cache)",
         RpcException { StatusCode: StatusCode.Unavailable } rpc => $"cannot reach the server ({rpc.Status.Detail}); is it running (make run) and is --server right?",
         RpcException { StatusCode: StatusCode.DeadlineExceeded } => "the server did not answer in time",
         RpcException { StatusCode: StatusCode.Unauthenticated } rpc => $"the server wants a token ({rpc.Status.Detail}); pass --token or set CACHESERVICE_TOKEN",

@@ -13,12 +13,42 @@ namespace CacheService.Server;
 /// <summary>Builds the server: two Kestrel endpoints (gRPC over HTTP/2; metrics, status page and health over HTTP/1.1) and the cache behind them.</summary>
 public static class CacheServiceApp
 {
+    /// <summary>
+    /// Runs the server until it is stopped. Returns the process's exit code: 1, with one message
+    /// saying what to fix, when it cannot start for a reason the person starting it can fix.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        try
+        {
+            await using var app = Create(args);
+            await app.RunAsync();
+            return 0;
+        }
+        catch (StartupException e)
+        {
+            return await RefusedAsync(e);
+        }
+        catch (IOException e) when (StartupChecks.Explain(e) is { } explained)
+        {
+            return await RefusedAsync(explained);
+        }
+    }
+
+    private static async Task<int> RefusedAsync(StartupException reason)
+    {
+        await Console.Error.WriteLineAsync("CacheService cannot start: " + reason.Message);
+        return 1;
+    }
+
     /// <summary>Creates the application from command-line arguments and configuration.</summary>
+    /// <exception cref="StartupException">An option is invalid, a port is taken, or the data directory is in use.</exception>
     /// <param name="args">Command-line arguments; <c>--CacheService:Server:GrpcPort=0</c> and the like override configuration.</param>
     /// <param name="configure">Lets tests replace services (e.g. the clock) before the app is built.</param>
     public static WebApplication Create(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // appsettings.json sits beside the assembly: found wherever the server is started from.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Services.AddCacheService();
         // Its errors are requests that failed before the interceptors (undecodable bytes, see
         // UndecodableRequests): a client error, not worth a stack trace per request.
@@ -29,6 +59,9 @@ public static class CacheServiceApp
         configure?.Invoke(builder);
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
+            // Kestrel is configured while the app is built, before anything else reads options:
+            // the first place where every invalid option can be reported at once.
+            StartupChecks.Run(kestrel.ApplicationServices);
             var options = kestrel.ApplicationServices.GetRequiredService<IOptions<ServerOptions>>().Value;
             var endpoints = kestrel.ApplicationServices.GetRequiredService<ServerEndpoints>();
             var tls = kestrel.ApplicationServices.GetRequiredService<IOptions<TlsOptions>>().Value;

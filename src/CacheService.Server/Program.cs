@@ -1,4 +1,3 @@
 using CacheService.Server;
 
-var app = CacheServiceApp.Create(args);
-await app.RunAsync();
+return await CacheServiceApp.RunAsync(args);

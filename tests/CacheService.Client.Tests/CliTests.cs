@@ -1,6 +1,11 @@
 using System.Text.Json;
 using CacheService.Cli;
+using CacheService.Core.Index;
+using CacheService.Index.Sqlite;
+using CacheService.Server;
 using CacheService.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace CacheService.Client.Tests;
 
@@ -19,12 +24,14 @@ public sealed class CliTests : IAsyncLifetime
     private readonly string _dir = Directory.CreateTempSubdirectory("cs-cli-").FullName;
     private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
     private TestServer _server = null!;
+    private TroubledIndex _index = null!;
 
     private string Context => Path.Combine(_dir, "context");
 
     public async Task InitializeAsync()
     {
-        _server = await TestServer.StartAsync();
+        _server = await TestServer.StartAsync(services => services.AddSingleton<ILayerIndex>(sp => _index = new TroubledIndex(new SqliteLayerIndex(
+            Path.Combine(sp.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory, "index.db"), sp.GetRequiredService<TimeProvider>()))));
         _environment["CACHESERVICE_ADDR"] = _server.GrpcAddress;
         _environment["CACHESERVICE_NAMESPACE"] = "team/main";
         Directory.CreateDirectory(Path.Combine(Context, "src"));
@@ -254,6 +261,13 @@ public sealed class CliTests : IAsyncLifetime
         (exit, _, error) = await Run("plan", "--context", Context);
         Assert.Equal(1, exit);
         Assert.Contains("'missing.txt' does not exist in the build context", error, StringComparison.Ordinal);
+
+        _index.Down = true; // the server answers; its index does not
+        (exit, _, error) = await Run("stats");
+        Assert.Equal(1, exit);
+        Assert.Contains("the server is up but its index is unavailable", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("is it running", error, StringComparison.Ordinal);
+        _index.Down = false;
 
         _environment["CACHESERVICE_ADDR"] = "127.0.0.1:1"; // nothing listens there
         (exit, _, error) = await Run("stats");

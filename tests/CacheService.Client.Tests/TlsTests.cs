@@ -133,10 +133,10 @@ public sealed class TlsTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Bad_tls_files_stop_the_server_at_start_naming_them()
     {
-        var missing = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => TestServer.StartAsync(
+        var missing = await Assert.ThrowsAsync<CacheService.Server.Hosting.StartupException>(() => TestServer.StartAsync(
             $"--CacheService:Tls:CertificateFile={_certificates.Server.Certificate}", $"--CacheService:Tls:KeyFile={_certificates.CaFile}"));
         Assert.Contains("cannot load the TLS files", missing.Message, StringComparison.Ordinal);
-        var half = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => TestServer.StartAsync(
+        var half = await Assert.ThrowsAsync<CacheService.Server.Hosting.StartupException>(() => TestServer.StartAsync(
             $"--CacheService:Tls:CertificateFile={_certificates.Server.Certificate}"));
         Assert.Contains("CertificateFile and KeyFile go together", half.Message, StringComparison.Ordinal);
     }

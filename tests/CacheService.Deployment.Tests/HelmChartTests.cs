@@ -104,6 +104,22 @@ public sealed partial class HelmChartTests
         Assert.Matches(@"CacheService__Integrity__EntryKey\s+valueFrom:\s+secretKeyRef:", deployment);
     }
 
+    [Fact]
+    public void One_client_reaches_one_replica_so_a_chunked_registry_push_keeps_its_session()
+    {
+        // buildah sends every blob as POST, PATCH, PUT; the session lives on the replica that opened it.
+        Assert.Equal("ClientIP", Values()["service"]!["sessionAffinity"]!.GetValue<string>());
+        Assert.Contains("sessionAffinity: {{ .Values.service.sessionAffinity }}", File.ReadAllText(Path.Combine(Chart, "templates", "service.yaml")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Data_lives_on_a_claim_when_one_is_given_else_in_an_emptyDir()
+    {
+        Assert.Equal(string.Empty, Values()["persistence"]!["existingClaim"]!.GetValue<string>());
+        var deployment = File.ReadAllText(Path.Combine(Chart, "templates", "deployment.yaml"));
+        Assert.Matches(@"- name: data\s+\{\{- if \.Values\.persistence\.existingClaim \}\}\s+persistentVolumeClaim:\s+claimName: \{\{ \.Values\.persistence\.existingClaim \}\}\s+\{\{- else \}\}\s+emptyDir: \{\}", deployment);
+    }
+
     /// <summary>Every "Section:Key" the server binds, found from the options classes' <c>Section</c> constants.</summary>
     private static HashSet<string> BoundSettings()
     {

@@ -6,7 +6,6 @@ using CacheService.Api.V1;
 using CacheService.Testing;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using Microsoft.Extensions.Options;
 
 namespace CacheService.Server.Tests;
 
@@ -223,11 +222,11 @@ public sealed class AuthenticationTests : IDisposable
     [Fact]
     public async Task A_server_beyond_loopback_without_tokens_refuses_to_start_and_says_how_to_fix_it()
     {
-        var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => TestServer.StartAsync("--CacheService:Server:ListenAddress=0.0.0.0"));
+        var refused = await Assert.ThrowsAsync<CacheService.Server.Hosting.StartupException>(() => TestServer.StartAsync("--CacheService:Server:ListenAddress=0.0.0.0"));
         Assert.Contains("CacheService:Auth:TokensFile", refused.Message, StringComparison.Ordinal);
         Assert.Contains("AllowAnonymous", refused.Message, StringComparison.Ordinal);
 
-        var missing = await Assert.ThrowsAsync<OptionsValidationException>(() => TestServer.StartAsync("--CacheService:Auth:TokensFile=/nonexistent/tokens.json"));
+        var missing = await Assert.ThrowsAsync<CacheService.Server.Hosting.StartupException>(() => TestServer.StartAsync("--CacheService:Auth:TokensFile=/nonexistent/tokens.json"));
         Assert.Contains("/nonexistent/tokens.json does not exist", missing.Message, StringComparison.Ordinal);
     }
 

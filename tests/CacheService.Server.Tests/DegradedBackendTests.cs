@@ -1,5 +1,4 @@
 using CacheService.Api.V1;
-using CacheService.Core;
 using CacheService.Core.Index;
 using CacheService.Index.Sqlite;
 using CacheService.Testing;
@@ -73,30 +72,5 @@ public sealed class DegradedBackendTests : IAsyncLifetime
         _index.Down = false;
         var commit = await _server.Client.CommitAsync(new CommitRequest { Namespace = "down", Key = Layers.Key("k"), Layer = Layers.Descriptor(data) });
         Assert.True(commit.Created);
-    }
-
-    /// <summary>The real SQLite index, made to hang or fail on demand (stats writes only stall).</summary>
-    internal sealed class TroubledIndex(SqliteLayerIndex inner) : LayerIndexDecorator(inner)
-    {
-        public volatile bool Stalled;
-        public volatile bool Down;
-
-        public override Task RecordUsageAsync(string ns, UsageDelta delta, CancellationToken cancellationToken) =>
-            Stalled ? Task.CompletedTask : base.RecordUsageAsync(ns, delta, cancellationToken);
-
-        protected override async Task<T> CallAsync<T>(Func<ILayerIndex, Task<T>> operation, CancellationToken cancellationToken)
-        {
-            if (Down)
-            {
-                throw new BackendUnavailableException("index", new IOException("simulated outage"));
-            }
-
-            if (Stalled)
-            {
-                await Task.Delay(Timeout.Infinite, cancellationToken);
-            }
-
-            return await base.CallAsync(operation, cancellationToken);
-        }
     }
 }

@@ -167,7 +167,7 @@ public sealed class HostileInputTests : EmbeddedServerTests
         var session = await Http.PostAsync("/v2/hostile/shared/blobs/uploads/", null);
         var staged = Directory.GetFiles(Path.Combine(Server.DataDirectory, "registry-uploads"));
 
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServer.StartAsync($"--CacheService:Storage:DataDirectory={Server.DataDirectory}"));
+        var e = await Assert.ThrowsAsync<CacheService.Server.Hosting.StartupException>(() => TestServer.StartAsync($"--CacheService:Storage:DataDirectory={Server.DataDirectory}"));
         Assert.Contains("in use by another CacheService process", e.Message, StringComparison.Ordinal);
 
         Assert.Equal(staged, Directory.GetFiles(Path.Combine(Server.DataDirectory, "registry-uploads"))); // the first one's staging is still there

@@ -165,9 +165,9 @@ public sealed partial class ObservabilityTests : IDisposable
     [Fact]
     public async Task Liveness_answers_while_readiness_follows_the_index()
     {
-        DegradedBackendTests.TroubledIndex index = null!;
+        TroubledIndex index = null!;
         await using var server = await TestServer.StartAsync(services => services.AddSingleton<ILayerIndex>(sp =>
-            index = new DegradedBackendTests.TroubledIndex(new SqliteLayerIndex(
+            index = new TroubledIndex(new SqliteLayerIndex(
                 Path.Combine(sp.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory, "index.db"), TimeProvider.System))));
         Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync($"http://127.0.0.1:{server.HttpPort}/readyz")).StatusCode);
 

@@ -21,7 +21,7 @@ namespace CacheService.Server.Tests;
 public sealed class TransportParityTests : IAsyncLifetime, IDisposable
 {
     private readonly HttpClient _http = new();
-    private DegradedBackendTests.TroubledIndex _index = null!;
+    private TroubledIndex _index = null!;
     private BreakingReads _blobs = null!;
     private TestServer _server = null!;
 
@@ -30,7 +30,7 @@ public sealed class TransportParityTests : IAsyncLifetime, IDisposable
         _server = await TestServer.StartAsync(
             services =>
             {
-                services.AddSingleton<ILayerIndex>(sp => _index = new DegradedBackendTests.TroubledIndex(new SqliteLayerIndex(
+                services.AddSingleton<ILayerIndex>(sp => _index = new TroubledIndex(new SqliteLayerIndex(
                     Path.Combine(DataDirectory(sp), "index.db"), TimeProvider.System)));
                 services.AddSingleton<IBlobStore>(sp => _blobs = new BreakingReads(new FileSystemBlobStore(Path.Combine(DataDirectory(sp), "blobs"))));
             },

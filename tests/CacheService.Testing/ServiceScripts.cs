@@ -19,7 +19,8 @@ public static class ServiceScripts
     /// <summary>Runs <c>scripts/<paramref name="script"/></c> and returns its standard output.</summary>
     public static string Run(string script, params string[] args)
     {
-        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // From the repository root, as a person runs them: what they start must not depend on where that is.
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryRoot };
         start.ArgumentList.Add(Path.Combine(RepositoryRoot, "scripts", script));
         foreach (var arg in args)
         {

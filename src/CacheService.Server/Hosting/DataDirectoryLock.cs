@@ -20,7 +20,7 @@ internal sealed class DataDirectoryLock : IDisposable
         }
         catch (IOException e)
         {
-            throw new InvalidOperationException($"the data directory {directory} is in use by another CacheService process; give each server a directory of its own", e);
+            throw new StartupException($"the data directory {directory} is in use by another CacheService process; give each server a directory of its own", e);
         }
     }
 

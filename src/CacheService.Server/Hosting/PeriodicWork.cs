@@ -26,9 +26,16 @@ internal sealed class PeriodicWork(
             await RunOnceAsync(stoppingToken);
         }
 
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        try
         {
-            await RunOnceAsync(stoppingToken);
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                await RunOnceAsync(stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // stopped, or the host failed to start and is disposing its services: not a failure
         }
     }
 
