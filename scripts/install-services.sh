@@ -21,6 +21,8 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 # podman logs in to the facade with a token (podman login), as a laptop would.
 command -v podman >/dev/null || missing+=(podman)
 [ -x /bin/busybox ] || missing+=(busybox-static)
+# haproxy spreads one builder's registry requests over two replicas, round-robin.
+command -v haproxy >/dev/null || missing+=(haproxy)
 # openssl makes the CA and certificates of the TLS tests.
 command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then

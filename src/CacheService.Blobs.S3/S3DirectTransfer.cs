@@ -98,22 +98,35 @@ public sealed partial class S3BlobStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// A registry upload session goes whole or not at all: its objects are one group, stale only
+    /// when the newest of them is (the marker, touched at every append), so a long upload never
+    /// loses its first parts.
+    /// </remarks>
     public async Task<int> SweepStagedUploadsAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
     {
         var items = minio.ListObjectsEnumAsync(
             new ListObjectsArgs().WithBucket(options.Bucket).WithPrefix(StagingRoot).WithRecursive(true), cancellationToken);
-        var stale = new List<string>();
+        var groups = new Dictionary<string, (DateTimeOffset Newest, List<string> Names)>(StringComparer.Ordinal);
         await using (var cursor = items.GetAsyncEnumerator(cancellationToken))
         {
             while (await Guard(async () => await cursor.MoveNextAsync(), cancellationToken))
             {
-                if (!cursor.Current.IsDir && cursor.Current.LastModifiedDateTime is { } modified
-                    && new DateTimeOffset(DateTime.SpecifyKind(modified, DateTimeKind.Utc)) <= olderThan)
+                if (cursor.Current.IsDir || cursor.Current.LastModifiedDateTime is not { } modified)
                 {
-                    stale.Add(cursor.Current.Key);
+                    continue;
                 }
+
+                var key = cursor.Current.Key;
+                var group = IsSessionObject(key) ? key[..key.LastIndexOf('/')] : key;
+                var stamp = new DateTimeOffset(DateTime.SpecifyKind(modified, DateTimeKind.Utc));
+                var (newest, names) = groups.TryGetValue(group, out var known) ? known : (DateTimeOffset.MinValue, []);
+                names.Add(key);
+                groups[group] = (stamp > newest ? stamp : newest, names);
             }
         }
+
+        var stale = groups.Values.Where(g => g.Newest <= olderThan).SelectMany(g => g.Names).ToList();
 
         foreach (var name in stale)
         {

@@ -108,6 +108,13 @@ public sealed partial class S3BlobStore : IStagedUploads
         }
     }
 
+    // True for a session's marker or part, false for a staged direct upload.
+    private static bool IsSessionObject(string key)
+    {
+        var name = key[(key.LastIndexOf('/') + 1)..];
+        return name == Marker || name.StartsWith(PartPrefix, StringComparison.Ordinal);
+    }
+
     private string SessionName(string ns, string session) =>
         session.Length == 32 && session.All(char.IsAsciiHexDigitLower)
             ? $"{StagingRoot}{NamespaceName.Validate(ns, "namespace")}/{session}/"

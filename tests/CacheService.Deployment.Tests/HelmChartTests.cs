@@ -105,10 +105,10 @@ public sealed partial class HelmChartTests
     }
 
     [Fact]
-    public void One_client_reaches_one_replica_so_a_chunked_registry_push_keeps_its_session()
+    public void The_service_spreads_requests_over_replicas_unless_affinity_is_asked_for()
     {
-        // buildah sends every blob as POST, PATCH, PUT; the session lives on the replica that opened it.
-        Assert.Equal("ClientIP", Values()["service"]!["sessionAffinity"]!.GetValue<string>());
+        // Upload sessions live in the bucket (ReplicaPairTests): no affinity is needed by default.
+        Assert.Equal("None", Values()["service"]!["sessionAffinity"]!.GetValue<string>());
         Assert.Contains("sessionAffinity: {{ .Values.service.sessionAffinity }}", File.ReadAllText(Path.Combine(Chart, "templates", "service.yaml")), StringComparison.Ordinal);
     }
 
