@@ -5,8 +5,9 @@ PORT ?= 50051
 HTTP_PORT ?= 8080
 DATA_DIR ?= ./.cacheservice
 CONFIGURATION ?= Release
+PREFIX ?= /usr/local
 
-.PHONY: build run test demo pack lint clean deps services bench bench-distributed bench-registry bench-build
+.PHONY: build run install test demo pack lint clean deps services bench bench-distributed bench-registry bench-build
 
 # Node.js tools: buf (proto lint) and @grpc/grpc-js (the independent end-to-end client).
 tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
@@ -20,15 +21,23 @@ services:
 
 # Builds everything and publishes the `layercache` CLI as one file to ./bin/layercache.
 build:
+	@echo "building the solution ($(CONFIGURATION); about a minute the first time)..."
 	dotnet build CacheService.sln -c $(CONFIGURATION) -nologo -clp:ErrorsOnly
+	@echo "publishing the layercache CLI to ./bin/layercache..."
 	dotnet publish src/CacheService.Cli -c $(CONFIGURATION) -nologo -clp:ErrorsOnly -o bin -p:PublishSingleFile=true -p:AllowedReferenceRelatedFileExtensions=none -p:PublishDocumentationFile=false --self-contained false
 
 # dotnet run starts the server in the project directory, so relative paths are made absolute here.
 run:
+	@echo "building and starting the server (the first start builds it: up to a minute)..."
 	dotnet run --project src/CacheService.Server -c $(CONFIGURATION) -- \
 	  --CacheService:Server:GrpcPort=$(PORT) \
 	  --CacheService:Server:HttpPort=$(HTTP_PORT) \
 	  --CacheService:Storage:DataDirectory=$(abspath $(DATA_DIR))
+
+# Puts ./bin/layercache on PATH ($(PREFIX)/bin), so the README's examples run as written.
+install: build
+	install -m 755 bin/layercache $(PREFIX)/bin/layercache
+	@echo "installed $(PREFIX)/bin/layercache"
 
 test: deps services build
 	scripts/test.sh
@@ -64,7 +73,8 @@ bench-build: services build
 lint: deps
 	dotnet format CacheService.sln --verify-no-changes --verbosity quiet
 	cd protos && ../tools/node_modules/.bin/buf lint
+	@echo "lint passed (dotnet format, buf lint)"
 
 clean:
 	dotnet clean CacheService.sln -nologo -v quiet
-	rm -rf src/*/bin src/*/obj tests/*/bin tests/*/obj tools/node_modules bin artifacts
+	rm -rf src/*/bin src/*/obj tests/*/bin tests/*/obj bench/*/bin bench/*/obj tools/node_modules bin artifacts test-artifacts

@@ -12,7 +12,7 @@ internal static class AdminCommands
         var parent = LayercacheCli.DigestOption(args, "--parent");
         var instruction = args.Value("--instruction") ?? throw new UsageException("--instruction TEXT is required");
         Digest? sources = args.Value("--sources") is null ? null : LayercacheCli.DigestOption(args, "--sources");
-        var input = new StepKeyInput(parent, args.Value("--platform") ?? "linux/amd64", instruction, [.. args.Pairs("--arg")], sources);
+        var input = new StepKeyInput(parent, args.Value("--platform") ?? Dockerfile.BuildSettings.HostPlatform, instruction, [.. args.Pairs("--arg")], sources);
         var step = CacheKeyV2.Compute(input);
         if (args.Has("--json"))
         {

@@ -28,7 +28,9 @@ internal static class LayercacheCli
 
     public const string DefaultServer = "http://127.0.0.1:50051";
 
-    private static readonly string[] ServerOptions = ["--server", "--namespace", "--fallback-namespace", "--token", "--ca-file", "--client-cert", "--client-key"];
+    // Commands that only write or report one namespace take no fallbacks; the ones that read take them.
+    private static readonly string[] ServerOptions = ["--server", "--namespace", "--token", "--ca-file", "--client-cert", "--client-key"];
+    private static readonly string[] ReadingServerOptions = [.. ServerOptions, "--fallback-namespace"];
     private static readonly string[] PlanOptions = ["--file", "--context", "--target", "--build-arg", "--platform", "--base"];
     private static readonly string[] BuildahOptions = ["--tag", "--output", "--root", "--runroot", "--storage-driver", "--tls-verify"];
     private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal) { ["-f"] = "--file", ["-o"] = "--output", ["-t"] = "--tag", ["-h"] = "--help" };
@@ -37,19 +39,19 @@ internal static class LayercacheCli
     {
         ["plan"] = new("plan [-f Dockerfile] [--context DIR] [--target STAGE] [--build-arg K=V]... [--platform OS/ARCH] [--base REF=DIGEST]... [--json]",
             "Resolve every step of a Dockerfile against the cache: CACHED, MISS or PENDING (after a miss).",
-            [.. ServerOptions, .. PlanOptions], ["--json"], PlanCommands.PlanAsync),
+            [.. ReadingServerOptions, .. PlanOptions], ["--json"], PlanCommands.PlanAsync),
         ["build"] = new("build [CONTEXT] [plan options] [-t NAME] [--output oci:DIR | oci-archive:FILE] [--root DIR] [--runroot DIR] [--storage-driver NAME] [--tls-verify false] [--json]",
             "Build a Dockerfile with buildah, taking every step the cache has from it and caching the steps it runs.",
-            [.. ServerOptions, .. PlanOptions, .. BuildahOptions], ["--json"], BuildCommand.RunAsync, Positionals: 1),
+            [.. ReadingServerOptions, .. PlanOptions, .. BuildahOptions], ["--json"], BuildCommand.RunAsync, Positionals: 1),
         ["history"] = new("history [plan options] [--json]",
             "Show the cached chain of a Dockerfile, newest step first: layer, age, size, instruction.",
-            [.. ServerOptions, .. PlanOptions], ["--json"], PlanCommands.HistoryAsync),
+            [.. ReadingServerOptions, .. PlanOptions], ["--json"], PlanCommands.HistoryAsync),
         ["push"] = new("push --key KEY --layer FILE [--json]",
             "Upload a layer (gzip or plain tar) and commit it under KEY; prints the layer descriptor.",
             [.. ServerOptions, "--key", "--layer"], ["--json"], TransferCommands.PushAsync),
         ["pull"] = new("pull (--key KEY | --digest DIGEST) -o FILE",
             "Download a layer to FILE, resuming a partial FILE, and verify its digest.",
-            [.. ServerOptions, "--key", "--digest", "--output"], [], TransferCommands.PullAsync),
+            [.. ReadingServerOptions, "--key", "--digest", "--output"], [], TransferCommands.PullAsync),
         ["key"] = new("key --parent STATE --instruction TEXT [--arg K=V]... [--sources DIGEST] [--platform OS/ARCH] [--json]",
             "Compute one step's cache key locally, with the same function the server uses.",
             ["--parent", "--instruction", "--arg", "--sources", "--platform"], ["--json"], AdminCommands.KeyAsync),
@@ -166,6 +168,8 @@ internal static class LayercacheCli
         RpcException { StatusCode: StatusCode.DeadlineExceeded } => "the server did not answer in time",
         RpcException { StatusCode: StatusCode.Unauthenticated } rpc => $"the server wants a token ({rpc.Status.Detail}); pass --token or set CACHESERVICE_TOKEN",
         RpcException { StatusCode: StatusCode.PermissionDenied } rpc => $"not allowed: {rpc.Status.Detail}",
+        RpcException { StatusCode: StatusCode.ResourceExhausted } rpc =>
+            $"refused, nothing was stored: {rpc.Status.Detail}. The server's operator sets budgets and limits (CacheService:Eviction, CacheService:Limits)",
         RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
         InvalidFieldException or DockerfileSyntaxException or InvalidDataException => e.Message,
         IOException or UnauthorizedAccessException => e.Message,
@@ -176,7 +180,7 @@ internal static class LayercacheCli
         "layercache: plan Dockerfiles against a CacheService layer cache, push and pull layers.\n\n" +
         "Usage: layercache COMMAND [options]   (layercache COMMAND --help for its options)\n\nCommands:\n" +
         string.Concat(Commands.Select(c => $"  {c.Key,-8} {c.Value.Summary}\n")) +
-        "\nServer options (plan, build, history, push, pull, stats, delete):\n" +
+        "\nServer options (plan, build, history, push, pull, stats, delete; --fallback-namespace for the reading ones):\n" +
         $"  --server ADDR               gRPC address; default $CACHESERVICE_ADDR, else {DefaultServer}\n" +
         "  --namespace NS              namespace to read and write; default $CACHESERVICE_NAMESPACE, else 'default'\n" +
         "  --fallback-namespace NS     also read NS after --namespace (repeatable, in order)\n" +
@@ -189,37 +193,49 @@ internal static class LayercacheCli
     {
         public string Help(string name)
         {
-            var text = $"Usage: layercache {Synopsis}\n\n{Summary}\n";
-            if (Valued.Contains("--file"))
+            var text = $"Usage: layercache {Synopsis}\n\n{Summary}\n\n";
+            foreach (var option in Valued.Concat(Switches).Append("--help").Distinct())
             {
-                text += "\n  -f, --file FILE         the Dockerfile; default DIR/Dockerfile\n" +
-                        "  --context DIR           the build context; default the current directory\n" +
-                        "  --target STAGE          the stage to build; default the last one\n" +
-                        "  --build-arg K=V         a build argument (repeatable); counts only where an ARG declares K\n" +
-                        "  --platform OS/ARCH      the target platform; default linux/ and this machine's architecture\n" +
-                        "  --base REF=DIGEST       the digest an unpinned image reference stands for (repeatable)\n";
-            }
-
-            if (Valued.Contains("--tag"))
-            {
-                text += "\n  -t, --tag NAME          put the image in buildah's storage under NAME\n" +
-                        "  -o, --output DEST       write the image as an OCI layout (oci:DIR[:NAME]) or archive (oci-archive:FILE[:NAME])\n" +
-                        "  --root, --runroot DIR   buildah's storage root and state directory (a fresh root builds from nothing)\n" +
-                        "  --storage-driver NAME   buildah's storage driver, e.g. vfs\n" +
-                        "  --tls-verify false      pull base images over plain HTTP or unverified TLS\n";
-            }
-
-            if (Valued.Contains("--server"))
-            {
-                text += "\n  --server ADDR           default $CACHESERVICE_ADDR, else " + DefaultServer + "\n" +
-                        "  --namespace NS          default $CACHESERVICE_NAMESPACE, else 'default'\n" +
-                        "  --fallback-namespace NS read NS too, after --namespace (repeatable)\n" +
-                        "  --token SECRET          a token's secret; default $CACHESERVICE_TOKEN\n" +
-                        "  --ca-file PEM           CA certificates of an https:// server; default $CACHESERVICE_CA_FILE\n" +
-                        "  --client-cert PEM       with --client-key PEM: a client certificate for mutual TLS\n";
+                text += $"  {OptionHelp[option].Form,-26} {OptionHelp[option].Text}\n";
             }
 
             return text + "\nExit codes: 0 done, 1 failed, 2 wrong usage.\n";
         }
     }
+
+    // Every option of every command, as its --help shows it.
+    private static readonly Dictionary<string, (string Form, string Text)> OptionHelp = new(StringComparer.Ordinal)
+    {
+        ["--file"] = ("-f, --file FILE", "the Dockerfile; default DIR/Dockerfile"),
+        ["--context"] = ("--context DIR", "the build context; default the current directory"),
+        ["--target"] = ("--target STAGE", "the stage to build; default the last one"),
+        ["--build-arg"] = ("--build-arg K=V", "a build argument (repeatable); counts only where an ARG declares K"),
+        ["--platform"] = ("--platform OS/ARCH", "the target platform; default linux/ and this machine's architecture"),
+        ["--base"] = ("--base REF=DIGEST", "the digest an unpinned image reference of the Dockerfile stands for (repeatable)"),
+        ["--tag"] = ("-t, --tag NAME", "put the image in buildah's storage under NAME"),
+        ["--output"] = ("-o, --output DEST", "build: an OCI layout (oci:DIR[:NAME]) or archive (oci-archive:FILE[:NAME]); pull: the file to write"),
+        ["--root"] = ("--root DIR", "buildah's storage root (a fresh root builds from nothing)"),
+        ["--runroot"] = ("--runroot DIR", "buildah's state directory"),
+        ["--storage-driver"] = ("--storage-driver NAME", "buildah's storage driver, e.g. vfs"),
+        ["--tls-verify"] = ("--tls-verify false", "pull base images over plain HTTP or unverified TLS"),
+        ["--server"] = ("--server ADDR", "gRPC address (host:port or http(s) URL); default $CACHESERVICE_ADDR, else " + DefaultServer),
+        ["--namespace"] = ("--namespace NS", "namespace to read and write; default $CACHESERVICE_NAMESPACE, else 'default'"),
+        ["--fallback-namespace"] = ("--fallback-namespace NS", "read NS too, after --namespace (repeatable, in order)"),
+        ["--token"] = ("--token SECRET", "a token's secret, for a server that checks them; default $CACHESERVICE_TOKEN"),
+        ["--ca-file"] = ("--ca-file PEM", "CA certificates of an https:// server; default $CACHESERVICE_CA_FILE"),
+        ["--client-cert"] = ("--client-cert PEM", "with --client-key: a client certificate for mutual TLS; default $CACHESERVICE_CLIENT_CERT"),
+        ["--client-key"] = ("--client-key PEM", "the key of --client-cert; default $CACHESERVICE_CLIENT_KEY"),
+        ["--key"] = ("--key KEY", "a cache key, sha256:<64 hex> (delete: repeatable)"),
+        ["--layer"] = ("--layer FILE", "the layer to push: a gzip or plain tar"),
+        ["--digest"] = ("--digest DIGEST", "the layer's blob digest, to pull without a key"),
+        ["--parent"] = ("--parent STATE", "the state below the step: a pinned base digest or the previous step's state"),
+        ["--instruction"] = ("--instruction TEXT", "the instruction as written, e.g. 'RUN make' (normalized before hashing)"),
+        ["--arg"] = ("--arg K=V", "an arg the step observes (repeatable): build args, ENV, and =user/=shell (docs/cache-key.md)"),
+        ["--sources"] = ("--sources DIGEST", "the digest of what a COPY/ADD or bind mount reads"),
+        ["--tokens-file"] = ("--tokens-file PATH", "the tokens file the server reads (created if missing)"),
+        ["--name"] = ("--name NAME", "the token's name"),
+        ["--scope"] = ("--scope SCOPE", "read:PATTERN, write:PATTERN or admin (repeatable)"),
+        ["--json"] = ("--json", "print one JSON object instead of text"),
+        ["--help"] = ("-h, --help", "this help"),
+    };
 }

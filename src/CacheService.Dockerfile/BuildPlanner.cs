@@ -45,6 +45,7 @@ public sealed partial class BuildPlanner
     private readonly Dictionary<int, PlannedStage> _planned = [];
     private readonly Dictionary<int, Scope> _scopes = [];
     private readonly List<string> _warnings = [];
+    private readonly HashSet<string> _images = new(StringComparer.Ordinal);
 
     private BuildPlanner(ParsedDockerfile dockerfile, BuildContext context, BuildSettings settings)
     {
@@ -66,6 +67,7 @@ public sealed partial class BuildPlanner
         var planner = new BuildPlanner(dockerfile, context, settings);
         planner.SplitStages();
         planner.PlanStage(planner.TargetIndex());
+        planner.WarnOfUnusedBases();
         return new BuildPlan([.. planner._planned.OrderBy(p => p.Key).Select(p => p.Value)], planner._warnings);
     }
 
@@ -186,10 +188,25 @@ public sealed partial class BuildPlanner
 
     // A FROM image, --from value or mount from= (`byIndex`: a number may name a stage by position):
     // an earlier stage, or an image on `platform`.
-    private StateSource Source(string reference, int stage, string platform, bool byIndex = false) =>
-        StageIndex(reference, stage, byIndex) is { } other
-            ? StateSource.OfStage(other)
-            : StateSource.Known(ImageReference.State(reference, platform, _settings.BaseImages, _warnings));
+    private StateSource Source(string reference, int stage, string platform, bool byIndex = false)
+    {
+        if (StageIndex(reference, stage, byIndex) is { } other)
+        {
+            return StateSource.OfStage(other);
+        }
+
+        _images.Add(ImageReference.Normalize(reference));
+        return StateSource.Known(ImageReference.State(reference, platform, _settings.BaseImages, _warnings));
+    }
+
+    // A --base that no planned FROM, COPY --from or mount names is a typo or a stale script: say so.
+    private void WarnOfUnusedBases()
+    {
+        foreach (var given in _settings.BaseImages.Keys.Where(g => !_images.Contains(ImageReference.Normalize(g))))
+        {
+            _warnings.Add($"--base {given} is not used: no FROM, COPY --from or mount from= of this build names it");
+        }
+    }
 
     private string? GlobalLookup(string name) =>
         _globals.TryGetValue(name, out var value) ? value : AutomaticArg(name);

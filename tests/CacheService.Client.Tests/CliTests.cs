@@ -70,14 +70,16 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     // Plays a builder: plan, build the first miss (a stand-in tar), push it, until nothing misses.
+    // Plans with `extra` and pushes each miss to its --namespace (push writes one namespace: no fallbacks).
     private async Task<int> BuildAsync(params string[] extra)
     {
+        var writes = extra.Where((a, i) => a != "--fallback-namespace" && (i == 0 || extra[i - 1] != "--fallback-namespace")).ToArray();
         var pushed = 0;
         while ((await PlanJson(extra)).GetProperty("steps").EnumerateArray().FirstOrDefault(s => s.GetProperty("status").GetString() == "miss") is { ValueKind: JsonValueKind.Object } miss)
         {
             var key = miss.GetProperty("key").GetString()!;
             var layer = await LayerFileFor($"layer{pushed}", key);
-            var (exit, _, error) = await Run(["push", "--key", key, "--layer", layer, .. extra]);
+            var (exit, _, error) = await Run(["push", "--key", key, "--layer", layer, .. writes]);
             Assert.True(exit == 0, error);
             pushed++;
         }
@@ -278,13 +280,36 @@ public sealed class CliTests : IAsyncLifetime
     [Fact]
     public async Task Help_is_available_for_every_command_and_exits_0()
     {
-        foreach (var command in (string[])["plan", "history", "push", "pull", "key", "stats", "delete"])
+        foreach (var command in (string[])["plan", "build", "history", "push", "pull", "key", "stats", "delete", "token"])
         {
             var (exit, output, _) = await Run(command, "--help");
             Assert.Equal(0, exit);
             Assert.StartsWith($"Usage: layercache {command}", output, StringComparison.Ordinal);
             Assert.Contains("Exit codes", output, StringComparison.Ordinal);
+
+            // Every option in the synopsis is described below it, one line each.
+            var synopsis = output.Split('\n')[0];
+            foreach (var option in System.Text.RegularExpressions.Regex.Matches(synopsis, "--[a-z-]+").Select(m => m.Value).Distinct())
+            {
+                Assert.Contains(output.Split('\n').Skip(1), l => l.TrimStart().StartsWith(option, StringComparison.Ordinal) || l.Contains(", " + option, StringComparison.Ordinal));
+            }
         }
+
+        var (_, key, _) = await Run("key", "--help");
+        Assert.Contains("--parent STATE", key, StringComparison.Ordinal);
+        Assert.Contains("the state below the step", key, StringComparison.Ordinal);
+
+        // Commands that write or report one namespace offer no fallbacks; refusing one says so.
+        foreach (var command in (string[])["push", "delete", "stats"])
+        {
+            var (_, help, _) = await Run(command, "--help");
+            Assert.DoesNotContain("--fallback-namespace", help, StringComparison.Ordinal);
+        }
+
+        var (exit2, _, error) = await Run("stats", "--fallback-namespace", "team/other");
+        Assert.Equal(LayercacheCli.Usage, exit2);
+        Assert.Contains("--fallback-namespace", error, StringComparison.Ordinal);
+        Assert.Contains("--help", (await Run("plan", "--help")).Out, StringComparison.Ordinal);
     }
 
     [Fact]

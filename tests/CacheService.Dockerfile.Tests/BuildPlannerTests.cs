@@ -364,6 +364,16 @@ public sealed class BuildPlannerTests : IDisposable
     }
 
     [Fact]
+    public void A_base_mapping_no_image_reference_uses_is_warned_of_and_a_used_one_is_not()
+    {
+        var settings = Args() with { BaseImages = new Dictionary<string, Digest> { ["alpine"] = Alpine, ["node:20"] = OtherAlpine } };
+        var warnings = Plan("FROM docker.io/library/alpine:latest\nRUN true\n", settings).Warnings;
+        Assert.Contains(warnings, w => w.StartsWith("--base node:20 is not used", StringComparison.Ordinal));
+        Assert.DoesNotContain(warnings, w => w.Contains("alpine", StringComparison.Ordinal));
+        Assert.Empty(Plan("FROM scratch\nCOPY --from=node:20 /x /x\nCOPY --from=alpine /y /y\n", settings).Warnings);
+    }
+
+    [Fact]
     public void RUN_with_a_bind_mount_of_the_context_follows_the_mounted_files_only()
     {
         const string mounted = "FROM alpine\nRUN --mount=type=bind,source=src,target=/src make\n";

@@ -79,7 +79,8 @@ public sealed class MonitoringTests : IDisposable
         for (var attempt = 0; attempt < 100; attempt++)
         {
             var status = JsonDocument.Parse(await _http.GetStringAsync(url + "api/status")).RootElement.GetProperty("namespaces");
-            if (status.GetArrayLength() == 1 && status[0].GetProperty("history").GetArrayLength() == samples)
+            if (status.EnumerateArray().FirstOrDefault(n => n.GetProperty("namespace").GetString() == "monitored/main") is { ValueKind: JsonValueKind.Object } monitored
+                && monitored.GetProperty("history").GetArrayLength() == samples)
             {
                 return;
             }
@@ -95,6 +96,7 @@ public sealed class MonitoringTests : IDisposable
     {
         await using var server = await TestServer.StartAsync();
         var url = $"http://127.0.0.1:{server.HttpPort}/";
+        await Layers.UploadAndCommitAsync(server.Client, "quiet/main", "k", Layers.Random(100, 7)); // stored, never looked up
         await ThreeHitsOfFourAsync(server);
         await NextSampleAsync(server, url, samples: 1); // 0.75 in the first interval
         await server.Client.LookupAsync(new LookupRequest { Namespace = "monitored/main", Key = Layers.Key("k") });
@@ -109,6 +111,7 @@ public sealed class MonitoringTests : IDisposable
         Assert.Contains("data-ratio=\"0.5\"", dom, StringComparison.Ordinal);
         Assert.Contains("<polyline", dom, StringComparison.Ordinal);
         Assert.Contains("<td>66.7%</td>", dom, StringComparison.Ordinal); // 4 hits of 6 lookups in all
+        Assert.Contains("<td>–</td>", dom, StringComparison.Ordinal); // no lookups: no ratio, not 0.0%
 
         var artifacts = Directory.CreateDirectory(Path.Combine(ServiceScripts.RepositoryRoot, "test-artifacts")).FullName;
         var screenshot = Path.Combine(artifacts, "status-page.png");

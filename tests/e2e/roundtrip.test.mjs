@@ -12,7 +12,7 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
 const address = process.env.CACHESERVICE_ADDR;
-if (!address) throw new Error('CACHESERVICE_ADDR is not set: start the server first (scripts/e2e.sh does)');
+if (!address) throw new Error('CACHESERVICE_ADDR is not set: start the server first (scripts/test.sh does, with scripts/server.sh)');
 
 const protoRoot = fileURLToPath(new URL('../../protos', import.meta.url));
 const definition = protoLoader.loadSync('cacheservice/v1/layer_cache.proto', {
