@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using CacheService.Core;
 
 namespace CacheService.Dockerfile;
@@ -51,7 +50,7 @@ public sealed class BuildContext
             return [clean];
         }
 
-        var pattern = new Regex(Glob.ToRegex(clean.TrimEnd('/')), RegexOptions.CultureInvariant | RegexOptions.Singleline);
+        var pattern = Glob.Compile(clean.TrimEnd('/'), "sources");
         var matches = Directory.EnumerateFileSystemEntries(Root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
             .Select(p => Path.GetRelativePath(Root, p).Replace(Path.DirectorySeparatorChar, '/'))
             .Where(p => pattern.IsMatch(p) && !Ignore.IsIgnored(p))
@@ -90,6 +89,8 @@ public sealed class BuildContext
             return null;
         }
 
-        return Convert.ToInt32(chmod, 8);
+        return chmod.TrimStart('0').Length <= 4
+            ? Convert.ToInt32(chmod, 8)
+            : throw new InvalidFieldException("--chmod", $"'{chmod}' is more than the permission bits (at most 7777)");
     }
 }

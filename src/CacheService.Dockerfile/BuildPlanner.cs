@@ -33,6 +33,12 @@ namespace CacheService.Dockerfile;
 /// </remarks>
 public sealed partial class BuildPlanner
 {
+    /// <summary>
+    /// Most stages one Dockerfile may have. Stages are planned depth first, one frame per stage a
+    /// stage is built on, so this also bounds that depth.
+    /// </summary>
+    public const int MaxStages = 500;
+
     private static readonly string[] PlatformArgs = ["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"];
 
     private readonly ParsedDockerfile _dockerfile;
@@ -88,6 +94,11 @@ public sealed partial class BuildPlanner
                 if (named && _stages.Any(s => s.Name == name))
                 {
                     throw new DockerfileSyntaxException($"duplicate stage name '{name}'", node.StartLine);
+                }
+
+                if (_stages.Count == MaxStages)
+                {
+                    throw new DockerfileSyntaxException($"more than {MaxStages} stages", node.StartLine);
                 }
 
                 _stages.Add((node, [], name));
@@ -154,6 +165,11 @@ public sealed partial class BuildPlanner
 
         var (from, body, name) = _stages[index];
         var image = Variables.Expand(from.Args[0], GlobalLookup, _dockerfile.Escape);
+        if (image.Length == 0)
+        {
+            throw new DockerfileSyntaxException($"FROM {from.Args[0]} names no image: it expands to nothing", from.StartLine);
+        }
+
         var platformFlag = Flag(from, "platform");
         var platform = platformFlag is null ? _platform : CacheKeyV2.NormalizePlatform(Variables.Expand(platformFlag, GlobalLookup, _dockerfile.Escape));
         var stageBase = Source(image, index, platform);
@@ -190,6 +206,11 @@ public sealed partial class BuildPlanner
     // an earlier stage, or an image on `platform`.
     private StateSource Source(string reference, int stage, string platform, bool byIndex = false)
     {
+        if (reference.Length == 0)
+        {
+            throw new DockerfileSyntaxException("--from (or a mount's from=) names no stage or image: it is empty", 0);
+        }
+
         if (StageIndex(reference, stage, byIndex) is { } other)
         {
             return StateSource.OfStage(other);

@@ -38,7 +38,7 @@ public sealed class DockerIgnore
                 continue;
             }
 
-            rules.Add((new Regex(Glob.ToRegex(pattern), RegexOptions.CultureInvariant | RegexOptions.Singleline), exclusion));
+            rules.Add((Glob.Compile(pattern, ".dockerignore"), exclusion));
         }
 
         return new DockerIgnore(rules);

@@ -347,7 +347,14 @@ public static partial class DockerfileParser
                 throw new DockerfileSyntaxException("when using JSON array syntax, arrays must be comprised of strings only", 0);
             }
 
-            items.Add(item.GetString()!);
+            try
+            {
+                items.Add(item.GetString()!);
+            }
+            catch (InvalidOperationException)
+            {
+                throw new DockerfileSyntaxException("a JSON string is not valid Unicode (a lone surrogate escape such as \\ud800)", 0);
+            }
         }
 
         return items;

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using CacheService.Core;
 
 namespace CacheService.Dockerfile;
 
@@ -10,6 +11,23 @@ namespace CacheService.Dockerfile;
 /// </summary>
 internal static class Glob
 {
+    /// <summary>
+    /// <paramref name="pattern"/> compiled to a matcher that runs in time linear in the name
+    /// (.NET's non-backtracking engine: no pattern can make a match take exponential time).
+    /// </summary>
+    /// <exception cref="InvalidFieldException">A pattern Docker would refuse too, such as <c>[z-a]</c> or <c>[]</c>.</exception>
+    public static Regex Compile(string pattern, string field)
+    {
+        try
+        {
+            return new Regex(ToRegex(pattern), RegexOptions.CultureInvariant | RegexOptions.Singleline | RegexOptions.NonBacktracking);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidFieldException(field, $"'{pattern}' is not a valid pattern ({e.Message})");
+        }
+    }
+
     /// <summary>An anchored regular expression for <paramref name="pattern"/>, a cleaned slash path.</summary>
     public static string ToRegex(string pattern)
     {

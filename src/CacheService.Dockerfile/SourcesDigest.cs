@@ -85,6 +85,11 @@ public static class SourcesDigest
         var entries = new Dictionary<string, SourceEntry>(StringComparer.Ordinal);
         foreach (var source in sources)
         {
+            if (source.Contains('\0', StringComparison.Ordinal))
+            {
+                throw new InvalidFieldException("sources", $"'{source}' holds a NUL character, which no path can");
+            }
+
             var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(root, source));
             if (full != root && !full.StartsWith(root + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
@@ -119,8 +124,14 @@ public static class SourcesDigest
 
         if (item is DirectoryInfo directory && item.LinkTarget is null)
         {
-            foreach (var child in directory.EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0 }))
+            // An unreadable directory fails the plan (as BuildKit fails the build), never drops out of the key.
+            foreach (var child in directory.EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0, IgnoreInaccessible = false }))
             {
+                if (child.Name.Contains('\uFFFD', StringComparison.Ordinal))
+                {
+                    throw new InvalidFieldException("sources", $"a name in '{name}' is not valid UTF-8 ('{child.Name}' with the bad bytes shown as U+FFFD): rename it");
+                }
+
                 Add(entries, name == "." ? child.Name : name + "/" + child.Name, child, ignore, chmod, chown);
             }
         }
@@ -187,6 +198,11 @@ public static class SourcesDigest
         if (item is DirectoryInfo)
         {
             return new SourceEntry(relative, SourceKind.Directory, mode, uid, gid, 0, null, null);
+        }
+
+        if (FileTypes.Special(item.FullName) is { } special)
+        {
+            throw new InvalidFieldException("sources", $"'{relative}' is {special}: only files, directories and symlinks can be copied");
         }
 
         using var stream = File.OpenRead(item.FullName);

@@ -11,7 +11,14 @@ namespace CacheService.Dockerfile;
 /// </summary>
 public static partial class Variables
 {
+    /// <summary>Longest result of one expansion, in characters (as long as an instruction may be).</summary>
+    public const int MaxExpansionLength = 65536;
+
+    /// <summary>Deepest nesting of <c>${...}</c> inside one another.</summary>
+    public const int MaxNesting = 64;
+
     /// <summary>Expands one word (quotes removed), looking names up in <paramref name="lookup"/>.</summary>
+    /// <exception cref="DockerfileSyntaxException">A malformed substitution, or a result past the limits above.</exception>
     public static string Expand(string word, Func<string, string?> lookup, char escape = '\\')
     {
         ArgumentNullException.ThrowIfNull(word);
@@ -47,6 +54,11 @@ public static partial class Variables
             else
             {
                 result.Append(c);
+            }
+
+            if (result.Length > MaxExpansionLength)
+            {
+                throw new DockerfileSyntaxException($"a variable expansion is longer than {MaxExpansionLength} characters", 0);
             }
         }
 
@@ -95,14 +107,14 @@ public static partial class Variables
 
         var colon = inner[op] == ':';
         var kind = colon ? (op + 1 < inner.Length ? inner[op + 1] : '\0') : inner[op];
+        if (kind is not ('-' or '+'))
+        {
+            throw new DockerfileSyntaxException($"unsupported modifier in ${{{inner}}}", 0);
+        }
+
         var alternative = Expand(inner[(op + (colon ? 2 : 1))..], lookup, escape);
         var set = colon ? !string.IsNullOrEmpty(value) : value is not null;
-        result.Append(kind switch
-        {
-            '-' => set ? value : alternative,
-            '+' => set ? alternative : string.Empty,
-            _ => throw new DockerfileSyntaxException($"unsupported modifier in ${{{inner}}}", 0),
-        });
+        result.Append(kind == '-' ? (set ? value : alternative) : (set ? alternative : string.Empty));
         return close;
     }
 
@@ -115,6 +127,11 @@ public static partial class Variables
             if (depth == 0)
             {
                 return i;
+            }
+
+            if (depth > MaxNesting)
+            {
+                throw new DockerfileSyntaxException($"variables nest deeper than {MaxNesting} levels", 0);
             }
         }
 
