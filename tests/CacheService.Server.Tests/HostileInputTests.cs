@@ -119,6 +119,25 @@ public sealed class HostileInputTests : EmbeddedServerTests
         Assert.Equal(StatusCode.InvalidArgument, await RawCallAsync("Lookup", garbage));
         var header = new UploadLayerRequest { Header = new UploadHeader { Namespace = "hostile/garbage", Digest = Layers.DigestOf([1]), Size = 1 } }.ToByteArray();
         Assert.Equal(StatusCode.InvalidArgument, await RawCallAsync("UploadLayer", header, garbage)); // a good first message, then garbage
+        Assert.Equal(StatusCode.InvalidArgument, await RawCallAsync("ComputeKey", [0x0A, 0x02, 0xC3, 0x28])); // parent_state: bytes that are not UTF-8
+    }
+
+    [Theory]
+    [InlineData("RUN [\"\\ud800\"]")] // a lone surrogate escape in exec form
+    [InlineData("RUN a\\\n\\\n\\\nb")] // continuations only
+    [InlineData("COPY --chmod=77777777777777777777 a /")]
+    [InlineData("RUN ${A:}")]
+    public async Task ComputeKey_answers_a_hostile_instruction_with_a_key_or_a_bad_argument_never_a_fault(string instruction)
+    {
+        try
+        {
+            var key = await Server.Client.ComputeKeyAsync(new ComputeKeyRequest { ParentState = Layers.DigestOf([1]), Platform = "linux/amd64", Step = new StepInput { Instruction = instruction } });
+            Assert.StartsWith("sha256:", key.Key, StringComparison.Ordinal);
+        }
+        catch (RpcException e)
+        {
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        }
     }
 
     [Fact]
