@@ -36,10 +36,18 @@ public sealed class DockerfileSyntaxException(string message, int line) : Except
 /// </remarks>
 public static partial class DockerfileParser
 {
+    /// <summary>Longest Dockerfile read, in characters: every later bound (lines, continuations, instructions) follows from it.</summary>
+    public const int MaxLength = 1 << 20;
+
     /// <summary>Parses <paramref name="text"/>; throws <see cref="DockerfileSyntaxException"/>.</summary>
     public static ParsedDockerfile Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (text.Length > MaxLength)
+        {
+            throw new DockerfileSyntaxException($"the Dockerfile is longer than {MaxLength} characters", 0);
+        }
+
         if (text.StartsWith('\uFEFF'))
         {
             text = text[1..];
@@ -72,6 +80,8 @@ public static partial class DockerfileParser
                 continue;
             }
 
+            // A StringBuilder: joining tens of thousands of continuation lines one string at a time is quadratic.
+            var joined = new StringBuilder(line);
             var emptyContinuation = false;
             while (continues && i + 1 < lines.Count)
             {
@@ -88,8 +98,10 @@ public static partial class DockerfileParser
                 }
 
                 (var part, continues) = TrimContinuation(next, escape);
-                line += part;
+                joined.Append(part);
             }
+
+            line = joined.ToString();
 
             if (emptyContinuation)
             {

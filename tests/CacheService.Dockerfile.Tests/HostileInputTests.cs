@@ -104,6 +104,10 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public void A_Dockerfile_over_a_mebibyte_is_refused_before_it_is_parsed() =>
+        Assert.Contains("longer than", Assert.Throws<DockerfileSyntaxException>(() => DockerfileParser.Parse("FROM scratch\nRUN " + new string('a', 1 << 20))).Message, StringComparison.Ordinal);
+
+    [Fact]
     public void A_fifo_in_the_context_is_refused_by_name_not_opened()
     {
         using var mkfifo = Process.Start("mkfifo", [Path.Combine(Context, "pipe")])!;
