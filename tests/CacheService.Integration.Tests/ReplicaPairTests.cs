@@ -201,15 +201,6 @@ public sealed class ReplicaPairTests(RgwServer rgw) : IAsyncLifetime, IDisposabl
         }
     }
 
-    private async Task<string> BuildahAsync(string builder, string registry, string cacheFlag, string context)
-    {
-        string[] args =
-        [
-            "--root", Path.Combine(_dir, builder, "root"), "--runroot", Path.Combine(_dir, builder, "run"), "--storage-driver", "vfs",
-            "bud", "--isolation", "chroot", "--layers", cacheFlag, $"{registry}/team/cache", "--tls-verify=false", "-t", builder, context,
-        ];
-        var (exit, output, error) = await Tools.RunAsync("buildah", "buildah", null, args);
-        Assert.True(exit == 0, $"buildah {string.Join(' ', args)} failed:\n{output}\n{error}");
-        return output + error;
-    }
+    private Task<string> BuildahAsync(string builder, string registry, string cacheFlag, string context) =>
+        Tools.BuildahBudAsync(_dir, builder, registry, cacheFlag, context);
 }

@@ -32,4 +32,22 @@ public static class Tools
         await process.WaitForExitAsync(timeout.Token);
         return (process.ExitCode, await output, await error);
     }
+
+    /// <summary>
+    /// <c>buildah bud --layers</c> of <paramref name="context"/> as <paramref name="builder"/> (a vfs
+    /// storage root of its own under <paramref name="directory"/>), with <paramref name="cacheFlag"/>
+    /// (<c>--cache-to</c> or <c>--cache-from</c>) naming <c>team/cache</c> on <paramref name="registry"/>;
+    /// fails the test when buildah does, and returns all it printed.
+    /// </summary>
+    public static async Task<string> BuildahBudAsync(string directory, string builder, string registry, string cacheFlag, string context)
+    {
+        string[] args =
+        [
+            "--root", Path.Combine(directory, builder, "root"), "--runroot", Path.Combine(directory, builder, "run"), "--storage-driver", "vfs",
+            "bud", "--isolation", "chroot", "--layers", cacheFlag, $"{registry}/team/cache", "--tls-verify=false", "-t", builder, context,
+        ];
+        var (exit, output, error) = await RunAsync("buildah", "buildah", null, args);
+        Xunit.Assert.True(exit == 0, $"buildah {string.Join(' ', args)} failed:\n{output}\n{error}");
+        return output + error;
+    }
 }
