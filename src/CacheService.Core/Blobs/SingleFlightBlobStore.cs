@@ -178,6 +178,11 @@ public sealed class SingleFlightBlobStore : BlobStoreDecorator
             while (true)
             {
                 var progress = Volatile.Read(ref _progress); // taken before the state, so no wake-up is lost
+
+                // Done is read before the length: read after it, a copy that ended in between would
+                // look done at a length short of the end, and the reader would stop early (seen
+                // under load: one of a hundred readers got no bytes at all).
+                var done = _done;
                 var written = Interlocked.Read(ref _written);
                 if (file.Position < written)
                 {
@@ -189,7 +194,7 @@ public sealed class SingleFlightBlobStore : BlobStoreDecorator
                     throw error is BlobNotFoundException or BackendUnavailableException ? error : new BackendUnavailableException("blobs", error);
                 }
 
-                if (_done)
+                if (done)
                 {
                     return 0;
                 }
