@@ -9,9 +9,16 @@ namespace CacheService.Dockerfile;
 /// </summary>
 public sealed class BuildContext
 {
+    /// <summary>Most entries one selection (a wildcard's matches, or what one COPY reads) may hold: memory stays bounded whatever the context.</summary>
+    public const int DefaultMaxEntries = 1_000_000;
+
     /// <summary>Opens <paramref name="root"/>. A <c>&lt;Dockerfile&gt;.dockerignore</c> next to the Dockerfile wins over the context's <c>.dockerignore</c>, as in BuildKit.</summary>
-    public BuildContext(string root, string? dockerfilePath = null)
+    /// <param name="root">The context directory.</param>
+    /// <param name="dockerfilePath">The Dockerfile, for its own <c>.dockerignore</c>.</param>
+    /// <param name="maxEntries">Most entries one selection may hold (<see cref="DefaultMaxEntries"/>); past it the plan is refused.</param>
+    public BuildContext(string root, string? dockerfilePath = null, int maxEntries = DefaultMaxEntries)
     {
+        MaxEntries = maxEntries;
         Root = Path.GetFullPath(root);
         if (!Directory.Exists(Root))
         {
@@ -26,6 +33,9 @@ public sealed class BuildContext
     /// <summary>The context directory, absolute.</summary>
     public string Root { get; }
 
+    /// <summary>Most entries one selection may hold.</summary>
+    public int MaxEntries { get; }
+
     /// <summary>The rules that hide files from the build.</summary>
     public DockerIgnore Ignore { get; }
 
@@ -34,7 +44,7 @@ public sealed class BuildContext
     /// to the root), with mode and owner as <c>--chmod</c>/<c>--chown</c> set them.
     /// </summary>
     public Digest Digest(IEnumerable<string> sources, int? chmod = null, (long Uid, long Gid)? chown = null) =>
-        SourcesDigest.Of(SourcesDigest.Scan(Root, sources.SelectMany(Expand), Ignore, chmod, chown));
+        SourcesDigest.Of(SourcesDigest.Scan(Root, sources.SelectMany(Expand), Ignore, chmod, chown, MaxEntries));
 
     /// <summary>
     /// The context paths one source names: itself, or for a wildcard (<c>*</c>, <c>?</c>,
@@ -52,12 +62,17 @@ public sealed class BuildContext
 
         var pattern = Glob.Compile(clean.TrimEnd('/'), "sources");
         var matches = Directory.EnumerateFileSystemEntries(Root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+            .Select((p, i) => i < MaxEntries ? p : throw TooMany(MaxEntries))
             .Select(p => Path.GetRelativePath(Root, p).Replace(Path.DirectorySeparatorChar, '/'))
             .Where(p => pattern.IsMatch(p) && !Ignore.IsIgnored(p))
             .Order(StringComparer.Ordinal)
             .ToList();
         return matches.Count > 0 ? matches : throw new InvalidFieldException("sources", $"no source files were specified: '{source}' matches nothing in the build context");
     }
+
+    /// <summary>The refusal of a selection past <paramref name="max"/> entries.</summary>
+    internal static InvalidFieldException TooMany(int max) =>
+        new("sources", $"the build context holds more than {max} entries under one selection: leave the rest out with .dockerignore");
 
     /// <summary>Reads <c>--chown=uid[:gid]</c> when both are numeric; names need the image's user database, so they key by their text alone.</summary>
     public static (long Uid, long Gid)? NumericOwner(string? chown)

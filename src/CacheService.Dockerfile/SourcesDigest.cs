@@ -77,7 +77,8 @@ public static class SourcesDigest
     /// directory are copied as links, so their link text enters, and they are not followed. Links
     /// resolve inside the context, its root standing for <c>/</c>: none leads out of it.
     /// </remarks>
-    public static List<SourceEntry> Scan(string contextRoot, IEnumerable<string> sources, DockerIgnore ignore, int? chmod = null, (long Uid, long Gid)? chown = null)
+    /// <exception cref="InvalidFieldException">A source outside the context or missing, a loop of links, a name that is not UTF-8, a FIFO or device, or more than <paramref name="maxEntries"/> entries.</exception>
+    public static List<SourceEntry> Scan(string contextRoot, IEnumerable<string> sources, DockerIgnore ignore, int? chmod = null, (long Uid, long Gid)? chown = null, int maxEntries = BuildContext.DefaultMaxEntries)
     {
         ArgumentNullException.ThrowIfNull(sources);
         ArgumentNullException.ThrowIfNull(ignore);
@@ -103,14 +104,14 @@ public static class SourcesDigest
                 continue; // a link to what .dockerignore hides finds nothing, as the ignored file is never sent
             }
 
-            Add(entries, named, Directory.Exists(target) ? new DirectoryInfo(target) : new FileInfo(target), ignore, chmod, chown);
+            Add(entries, named, Directory.Exists(target) ? new DirectoryInfo(target) : new FileInfo(target), ignore, chmod, chown, maxEntries);
         }
 
         return [.. entries.Values];
     }
 
     // An entry under the name the build sees, and, for a directory, everything in it; links inside are not followed.
-    private static void Add(Dictionary<string, SourceEntry> entries, string name, FileSystemInfo item, DockerIgnore ignore, int? chmod, (long Uid, long Gid)? chown)
+    private static void Add(Dictionary<string, SourceEntry> entries, string name, FileSystemInfo item, DockerIgnore ignore, int? chmod, (long Uid, long Gid)? chown, int maxEntries)
     {
         if (name != "." && ignore.IsIgnored(name))
         {
@@ -120,6 +121,10 @@ public static class SourcesDigest
         if (name != ".")
         {
             entries[name] = Entry(name, item, chmod, chown);
+            if (entries.Count > maxEntries)
+            {
+                throw BuildContext.TooMany(maxEntries);
+            }
         }
 
         if (item is DirectoryInfo directory && item.LinkTarget is null)
@@ -132,7 +137,7 @@ public static class SourcesDigest
                     throw new InvalidFieldException("sources", $"a name in '{name}' is not valid UTF-8 ('{child.Name}' with the bad bytes shown as U+FFFD): rename it");
                 }
 
-                Add(entries, name == "." ? child.Name : name + "/" + child.Name, child, ignore, chmod, chown);
+                Add(entries, name == "." ? child.Name : name + "/" + child.Name, child, ignore, chmod, chown, maxEntries);
             }
         }
     }

@@ -104,6 +104,24 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public void A_selection_past_the_entry_limit_is_refused_whether_copied_whole_or_matched()
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            File.WriteAllText(Path.Combine(Context, $"f{i}.txt"), "x");
+        }
+
+        var small = new BuildContext(Context, maxEntries: 10);
+        foreach (var dockerfile in (string[])["FROM scratch\nCOPY . /\n", "FROM scratch\nCOPY f*.txt /\n"])
+        {
+            var e = Assert.Throws<InvalidFieldException>(() => BuildPlanner.Plan(DockerfileParser.Parse(dockerfile), small, new BuildSettings()));
+            Assert.Contains("more than 10 entries", e.Message, StringComparison.Ordinal);
+        }
+
+        Plan("FROM scratch\nCOPY f*.txt /\n"); // the default limit takes them
+    }
+
+    [Fact]
     public void A_Dockerfile_over_a_mebibyte_is_refused_before_it_is_parsed() =>
         Assert.Contains("longer than", Assert.Throws<DockerfileSyntaxException>(() => DockerfileParser.Parse("FROM scratch\nRUN " + new string('a', 1 << 20))).Message, StringComparison.Ordinal);
 
