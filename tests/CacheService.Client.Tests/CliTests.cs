@@ -278,6 +278,39 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task An_unreadable_directory_inside_a_copied_one_fails_the_plan_with_its_path_never_drops_out_of_the_key()
+    {
+        // Root reads everything, so the built CLI runs as nobody (setpriv), on a context nobody
+        // may read all of. The plan fails before it asks any server.
+        var root = Directory.CreateTempSubdirectory("cs-unreadable-").FullName;
+        try
+        {
+            var context = Directory.CreateDirectory(Path.Combine(root, "ctx")).FullName;
+            Directory.CreateDirectory(Path.Combine(context, "locked", "inner"));
+            await File.WriteAllTextAsync(Path.Combine(context, "locked", "inner", "f"), "x");
+            await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), "FROM scratch\nCOPY . /\n");
+            var open = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+            File.SetUnixFileMode(root, open);
+            File.SetUnixFileMode(context, open);
+            File.SetUnixFileMode(Path.Combine(context, "Dockerfile"), open);
+            File.SetUnixFileMode(Path.Combine(context, "locked"), UnixFileMode.None);
+
+            var layercache = Path.Combine(ServiceScripts.RepositoryRoot, "bin", "layercache");
+            var (exit, output, error) = await Tools.RunAsync("setpriv", "util-linux", null,
+                "--reuid=65534", "--regid=65534", "--clear-groups", layercache, "plan", "--context", context, "--server", "127.0.0.1:1");
+            Assert.True(exit == 1, output + error);
+            Assert.Contains(Path.Combine(context, "locked"), error, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.SetUnixFileMode(Path.Combine(root, "ctx", "locked"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Help_is_available_for_every_command_and_exits_0()
     {
         foreach (var command in (string[])["plan", "build", "history", "push", "pull", "key", "stats", "delete", "token"])
