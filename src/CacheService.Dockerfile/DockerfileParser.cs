@@ -239,6 +239,14 @@ public static partial class DockerfileParser
         {
             if (keyword == "onbuild")
             {
+                // As BuildKit: a trigger is one instruction, never another ONBUILD (which would also
+                // let a line of repeated ONBUILDs recurse here without end) nor a FROM or MAINTAINER.
+                var trigger = args.Split([' ', '\t'], 2)[0].ToLowerInvariant();
+                if (trigger is "onbuild" or "from" or "maintainer")
+                {
+                    throw new DockerfileSyntaxException(trigger == "onbuild" ? "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed" : $"{trigger.ToUpperInvariant()} isn't allowed as an ONBUILD trigger", 0);
+                }
+
                 var child = args.Length == 0 ? null : ParseInstruction(args, escape, startLine, endLine);
                 return new DockerfileNode(keyword, flags, [], false, line, startLine, endLine, child);
             }

@@ -121,6 +121,31 @@ public sealed class HostileInputTests : IDisposable
         Plan("FROM scratch\nCOPY f*.txt /\n"); // the default limit takes them
     }
 
+    [Theory]
+    [InlineData("ONBUILD ONBUILD RUN x", "chaining ONBUILD")]
+    [InlineData("ONBUILD FROM scratch", "FROM isn't allowed as an ONBUILD trigger")]
+    public void ONBUILD_takes_one_plain_trigger_so_a_chain_of_them_cannot_recurse(string line, string message)
+    {
+        Assert.Contains(message, Assert.Throws<DockerfileSyntaxException>(() => DockerfileParser.Parse($"FROM scratch\n{line}\n")).Message, StringComparison.Ordinal);
+        var chain = "FROM scratch\n" + string.Concat(Enumerable.Repeat("ONBUILD ", 100_000)) + "RUN x\n";
+        Assert.Contains("chaining ONBUILD", Assert.Throws<DockerfileSyntaxException>(() => DockerfileParser.Parse(chain)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Nested_variables_past_the_limit_are_refused_not_recursed()
+    {
+        var nested = string.Concat(Enumerable.Repeat("${A:-", 10_000)) + "x" + new string('}', 10_000);
+        Refused($"FROM scratch\nCOPY {nested} /\n", "nest deeper than");
+    }
+
+    [Fact]
+    public void An_invalid_class_in_dockerignore_is_refused_naming_the_file()
+    {
+        File.WriteAllText(Path.Combine(Context, ".dockerignore"), "[z-a]\n");
+        var e = Assert.Throws<InvalidFieldException>(() => new BuildContext(Context));
+        Assert.Contains(".dockerignore", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_Dockerfile_over_a_mebibyte_is_refused_before_it_is_parsed() =>
         Assert.Contains("longer than", Assert.Throws<DockerfileSyntaxException>(() => DockerfileParser.Parse("FROM scratch\nRUN " + new string('a', 1 << 20))).Message, StringComparison.Ordinal);
