@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using CacheService.Core;
 using CacheService.Core.Blobs;
@@ -90,46 +89,14 @@ public sealed partial class S3BlobStore(IMinioClient minio, HttpClient http, S3B
             return false;
         }
 
-        var url = await Presign(HttpMethod.Put, ObjectName(ns, digest), cancellationToken);
-        using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        await using var body = new StallWatch(new VerifyingReadStream(content, digest, size), stalled, options.IdleTimeout);
-        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = new StreamContent(body, VerifyingReadStream.BufferSize) };
-        request.Content.Headers.ContentLength = size;
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        try
-        {
-            using var response = await Send(request, HttpCompletionOption.ResponseContentRead, stalled.Token);
-            EnsureSuccess(response, ns, digest);
-            return true;
-        }
-        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new BackendUnavailableException("blobs", new TimeoutException($"the object store took no bytes for {options.IdleTimeout}", e));
-        }
+        using var response = await PutObjectAsync(ObjectName(ns, digest), new VerifyingReadStream(content, digest, size), size, cancellationToken);
+        EnsureSuccess(response, ns, digest);
+        return true;
     }
 
     /// <inheritdoc />
-    public async Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken)
-    {
-        var url = await Presign(HttpMethod.Get, ObjectName(ns, digest), cancellationToken);
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        if (offset > 0)
-        {
-            request.Headers.Range = new RangeHeaderValue(offset, null);
-        }
-
-        var response = await Send(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        try
-        {
-            EnsureSuccess(response, ns, digest);
-            return new ResponseStream(response, await response.Content.ReadAsStreamAsync(cancellationToken), options.IdleTimeout);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
-        }
-    }
+    public Task<Stream> OpenReadAsync(string ns, Digest digest, long offset, CancellationToken cancellationToken) =>
+        OpenObjectAsync(ObjectName(ns, digest), offset, response => EnsureSuccess(response, ns, digest), cancellationToken);
 
     /// <inheritdoc />
     public async Task<bool> DeleteAsync(string ns, Digest digest, CancellationToken cancellationToken)

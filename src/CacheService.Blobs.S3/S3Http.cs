@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Headers;
 using CacheService.Core;
 using CacheService.Core.Blobs;
 using Minio.DataModel.Args;
@@ -19,6 +20,50 @@ public sealed partial class S3BlobStore
             ? minio.PresignedPutObjectAsync(new PresignedPutObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry))
             : minio.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(options.Bucket).WithObject(objectName).WithExpiry(expiry)),
             cancellationToken);
+    }
+
+    // PUTs `size` bytes of `body` to `objectName`. A store that stops taking bytes, or then does
+    // not answer, for the idle timeout is an outage, not a request left hanging.
+    private async Task<HttpResponseMessage> PutObjectAsync(string objectName, Stream body, long size, CancellationToken cancellationToken)
+    {
+        var url = await Presign(HttpMethod.Put, objectName, cancellationToken);
+        using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await using var watched = new StallWatch(body, stalled, options.IdleTimeout);
+        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = new StreamContent(watched, VerifyingReadStream.BufferSize) };
+        request.Content.Headers.ContentLength = size;
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        try
+        {
+            return await Send(request, HttpCompletionOption.ResponseContentRead, stalled.Token);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BackendUnavailableException("blobs", new TimeoutException($"the object store took no bytes for {options.IdleTimeout}", e));
+        }
+    }
+
+    // GETs `objectName` from `offset`; `ensure` judges the answer. A read that then brings nothing
+    // for the idle timeout is an outage (ResponseStream).
+    private async Task<Stream> OpenObjectAsync(string objectName, long offset, Action<HttpResponseMessage> ensure, CancellationToken cancellationToken)
+    {
+        var url = await Presign(HttpMethod.Get, objectName, cancellationToken);
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (offset > 0)
+        {
+            request.Headers.Range = new RangeHeaderValue(offset, null);
+        }
+
+        var response = await Send(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        try
+        {
+            ensure(response);
+            return new ResponseStream(response, await response.Content.ReadAsStreamAsync(cancellationToken), options.IdleTimeout);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
     }
 
     private async Task<HttpResponseMessage> Send(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using CacheService.Core;
 using CacheService.Core.Blobs;
 using Minio.DataModel.Args;
@@ -67,31 +66,13 @@ public sealed partial class S3BlobStore : IStagedUploads
     /// <inheritdoc />
     public async Task PutPartAsync(string ns, string session, int part, long size, Stream content, CancellationToken cancellationToken)
     {
-        var url = await Presign(HttpMethod.Put, PartName(ns, session, part), cancellationToken);
-        using var request = new HttpRequestMessage(HttpMethod.Put, url) { Content = new StreamContent(content, 1 << 16) };
-        request.Content.Headers.ContentLength = size;
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        using var response = await Send(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+        using var response = await PutObjectAsync(PartName(ns, session, part), content, size, cancellationToken);
         EnsureStaged(response, session);
     }
 
     /// <inheritdoc />
-    public async Task<Stream> OpenPartAsync(string ns, string session, int part, CancellationToken cancellationToken)
-    {
-        var url = await Presign(HttpMethod.Get, PartName(ns, session, part), cancellationToken);
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        var response = await Send(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        try
-        {
-            EnsureStaged(response, session);
-            return new ResponseStream(response, await response.Content.ReadAsStreamAsync(cancellationToken), options.IdleTimeout);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
-        }
-    }
+    public Task<Stream> OpenPartAsync(string ns, string session, int part, CancellationToken cancellationToken) =>
+        OpenObjectAsync(PartName(ns, session, part), 0, response => EnsureStaged(response, session), cancellationToken);
 
     /// <inheritdoc />
     public async Task DeleteSessionAsync(string ns, string session, CancellationToken cancellationToken)

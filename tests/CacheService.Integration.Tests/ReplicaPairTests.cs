@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using CacheService.Testing;
@@ -163,6 +164,36 @@ public sealed class ReplicaPairTests(RgwServer rgw) : IAsyncLifetime, IDisposabl
         }
 
         Assert.Equal(HttpStatusCode.NotFound, status);
+    }
+
+    [Fact]
+    public async Task A_chunk_to_a_gateway_that_hangs_answers_unavailable_within_the_idle_timeout_and_the_session_survives()
+    {
+        var s3 = rgw.Options();
+        await using var server = await TestServer.StartAsync(
+            "--CacheService:Storage:BlobEngine=s3", $"--CacheService:S3:Endpoint={s3.Endpoint}", $"--CacheService:S3:Bucket={s3.Bucket}",
+            $"--CacheService:S3:Prefix={s3.Prefix}", $"--CacheService:S3:AccessKey={s3.AccessKey}", $"--CacheService:S3:SecretKey={s3.SecretKey}",
+            "--CacheService:S3:IdleTimeout=00:00:03");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}") };
+        using var post = await http.PostAsync($"/v2/{Ns}/blobs/uploads/", null);
+        var session = post.Headers.Location!;
+
+        rgw.PauseGateway(); // a store that hangs, not one that refuses
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            using var patch = await http.PatchAsync(session, Chunk(Layers.Random(100_000, 24), 0));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, patch.StatusCode);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the stalled chunk took {clock.Elapsed}");
+        }
+        finally
+        {
+            rgw.ResumeGateway();
+        }
+
+        using var status = await http.GetAsync(session); // the session is there, without the lost chunk
+        Assert.Equal(HttpStatusCode.NoContent, status.StatusCode);
+        Assert.Equal("0-0", status.Headers.GetValues("Range").Single());
     }
 
     [Fact]
