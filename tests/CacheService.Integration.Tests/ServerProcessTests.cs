@@ -66,6 +66,24 @@ public sealed class ServerProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task Values_that_do_not_convert_are_reported_with_the_other_problems_of_their_sections_and_of_the_rest()
+    {
+        var (exit, output) = await StartAsync(
+            "--CacheService:Server:GrpcPort=abc", "--CacheService:Server:HttpPort=-1", "--cacheservice:eviction:namespacebudgetbytes:team=lots",
+            "--CacheService:Eviction:LowWatermarkRatio=7", "--CacheService:Storage:IndexEngine=mongo", "--CacheService:Limits:LookupTimeout=soon",
+            "--CacheService:Limits:MaxArgsPerStep=-1");
+        Assert.Equal(1, exit);
+        Assert.Contains("CacheService:Server: GrpcPort must be a whole number, not 'abc'", output, StringComparison.Ordinal);
+        Assert.Contains("CacheService:Server: HttpPort must be 0-65535", output, StringComparison.Ordinal); // same section as the word
+        Assert.Contains("NamespaceBudgetBytes:team must be a whole number, not 'lots'", output, StringComparison.Ordinal);
+        Assert.Contains("LowWatermarkRatio must be", output, StringComparison.Ordinal);
+        Assert.Contains("CacheService:Storage: IndexEngine must be one of sqlite, redis, not 'mongo'", output, StringComparison.Ordinal);
+        Assert.Contains("LookupTimeout must be a duration", output, StringComparison.Ordinal);
+        Assert.Contains("MaxArgsPerStep must not be negative", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_taken_port_is_named_with_how_to_choose_another()
     {
         var port = ServiceScripts.FreePort();

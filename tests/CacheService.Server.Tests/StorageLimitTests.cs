@@ -124,6 +124,12 @@ public sealed class StorageLimitTests : IDisposable
             await Task.Delay(held ? 0 : 25);
         }
 
+        if (!held && first.IsCompleted)
+        {
+            using var early = await first;
+            Assert.Fail($"the first PATCH ended before the test released it: {early.StatusCode} {await early.Content.ReadAsStringAsync()}");
+        }
+
         Assert.True(held, "the first PATCH never held the session");
         using (var second = await _http.PatchAsync(session, new ByteArrayContent([1, 2, 3])))
         {

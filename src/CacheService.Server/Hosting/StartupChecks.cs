@@ -1,5 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
+using CacheService.Blobs.S3;
+using CacheService.Core.Options;
+using CacheService.Index.Redis;
+using CacheService.Server.Access;
+using CacheService.Server.Observability;
+using CacheService.Server.Registry;
 using Microsoft.Extensions.Options;
 
 namespace CacheService.Server.Hosting;
@@ -16,20 +22,44 @@ public sealed class StartupException(string message, Exception? inner = null) : 
 /// </summary>
 internal static class StartupChecks
 {
+    // Every options type the server binds; each names its configuration section in a Section constant.
+    private static readonly Type[] OptionTypes =
+    [
+        typeof(ServerOptions), typeof(StorageOptions), typeof(LimitsOptions), typeof(EvictionOptions), typeof(ObservabilityOptions),
+        typeof(AuthOptions), typeof(TlsOptions), typeof(RegistryOptions), typeof(IntegrityOptions), typeof(RedisIndexOptions), typeof(S3BlobOptions),
+    ];
+
     /// <exception cref="StartupException">An option is invalid, or a port is taken.</exception>
     public static void Run(IServiceProvider services)
     {
-        try
+        // The binder stops at the first value it cannot convert (a word for a number), and the
+        // start-up validator stops with it. So each value is converted on its own first, and each
+        // section is then validated on its own: a section that did not bind is skipped, its
+        // values already reported.
+        var configuration = services.GetRequiredService<IConfiguration>();
+        var unconvertible = OptionTypes.SelectMany(t => Unconvertible(configuration, t)).ToList();
+        var convertible = new ConfigurationBuilder()
+            .AddInMemoryCollection(configuration.AsEnumerable().Where(v => !unconvertible.Exists(u => string.Equals(u.Key, v.Key, StringComparison.OrdinalIgnoreCase))))
+            .Build();
+        var problems = unconvertible.Select(u => u.Problem)
+            .Concat(OptionTypes.SelectMany(t => (IEnumerable<string>)ValidateSection.MakeGenericMethod(t).Invoke(null, [services, convertible])!))
+            .ToList();
+        if (problems.Count == 0)
         {
-            services.GetRequiredService<IStartupValidator>().Validate();
+            try
+            {
+                services.GetRequiredService<IStartupValidator>().Validate(); // any other options validated at start
+            }
+            catch (Exception e) when (e is OptionsValidationException or AggregateException or InvalidOperationException)
+            {
+                problems.AddRange(Failures(e));
+            }
         }
-        catch (Exception e) when (e is OptionsValidationException or AggregateException or InvalidOperationException)
+
+        if (problems.Count > 0)
         {
-            // A validator that reads another section (Auth reads Server) repeats that section's
-            // problems. A value that does not bind at all (a word for a number) is an
-            // InvalidOperationException from the binder, which ends validation: it comes alone.
-            var problems = Failures(e).Distinct(StringComparer.Ordinal);
-            throw new StartupException("invalid configuration:" + string.Concat(problems.Select(p => "\n  " + p)), e);
+            // A validator that reads another section (Auth reads Server) repeats that section's problems.
+            throw new StartupException("invalid configuration:" + string.Concat(problems.Distinct(StringComparer.Ordinal).Select(p => "\n  " + p)));
         }
 
         var server = services.GetRequiredService<IOptions<ServerOptions>>().Value;
@@ -42,6 +72,91 @@ internal static class StartupChecks
         bindFailure.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
             ? new StartupException($"{bindFailure.Message} Choose free ports: make run PORT=... HTTP_PORT=..., or --CacheService:Server:GrpcPort=... --CacheService:Server:HttpPort=...", bindFailure)
             : null;
+
+    private static readonly System.Reflection.MethodInfo ValidateSection =
+        typeof(StartupChecks).GetMethod(nameof(Validate), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+
+    private static IEnumerable<string> Validate<T>(IServiceProvider services, IConfiguration convertible)
+        where T : class, new()
+    {
+        try
+        {
+            _ = services.GetRequiredService<IOptions<T>>().Value;
+            return [];
+        }
+        catch (OptionsValidationException e)
+        {
+            return e.Failures;
+        }
+        catch (InvalidOperationException)
+        {
+            // A value of the section does not convert: validate the rest of it without that value.
+            var options = new T();
+            convertible.GetSection(SectionOf(typeof(T))).Bind(options);
+            try
+            {
+                return services.GetServices<IValidateOptions<T>>().Select(v => v.Validate(Options.DefaultName, options))
+                    .Where(r => r.Failed).SelectMany(r => r.Failures ?? []).ToList();
+            }
+            catch (InvalidOperationException)
+            {
+                return []; // the validator reads another section, which does not convert either
+            }
+        }
+    }
+
+    // Each value of the section's properties (and of their arrays and dictionaries) that the binder cannot convert.
+    private static IEnumerable<(string Key, string Problem)> Unconvertible(IConfiguration configuration, Type options)
+    {
+        var section = SectionOf(options);
+        foreach (var property in options.GetProperties().Where(p => p.CanWrite))
+        {
+            var type = property.PropertyType;
+            var element = type.IsArray ? type.GetElementType()
+                : type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>) ? type.GetGenericArguments()[1]
+                : null;
+            var keys = element is null
+                ? [(Name: property.Name, Type: type)]
+                : configuration.GetSection($"{section}:{property.Name}").GetChildren().Select(c => (Name: $"{property.Name}:{c.Key}", Type: element));
+            foreach (var (name, valueType) in keys)
+            {
+                var value = configuration[$"{section}:{name}"];
+                if (value is not null && !Converts(configuration, $"{section}:{name}", valueType))
+                {
+                    yield return ($"{section}:{name}", $"{section}: {name} must be {Describe(valueType)}, not '{value}'");
+                }
+            }
+        }
+    }
+
+    private static string SectionOf(Type options) => (string)options.GetField("Section")!.GetRawConstantValue()!;
+
+    private static bool Converts(IConfiguration configuration, string key, Type type)
+    {
+        try
+        {
+            configuration.GetValue(type, key);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static string Describe(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        return type switch
+        {
+            _ when type == typeof(int) || type == typeof(long) => "a whole number",
+            _ when type == typeof(double) => "a number",
+            _ when type == typeof(bool) => "true or false",
+            _ when type == typeof(TimeSpan) => "a duration such as 00:01:30",
+            { IsEnum: true } => "one of " + string.Join(", ", Enum.GetNames(type).Select(n => n.ToLowerInvariant())),
+            _ => "a " + type.Name,
+        };
+    }
 
     private static IEnumerable<string> Failures(Exception e) => e switch
     {
