@@ -120,22 +120,17 @@ public sealed partial class HelmChartTests
         Assert.Matches(@"- name: data\s+\{\{- if \.Values\.persistence\.existingClaim \}\}\s+persistentVolumeClaim:\s+claimName: \{\{ \.Values\.persistence\.existingClaim \}\}\s+\{\{- else \}\}\s+emptyDir: \{\}", deployment);
     }
 
-    /// <summary>Every "Section:Key" the server binds, found from the options classes' <c>Section</c> constants.</summary>
-    private static HashSet<string> BoundSettings()
-    {
-        var assemblies = OptionAssemblies.Select(Assembly.Load);
-        var bound = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var type in assemblies.SelectMany(a => a.GetExportedTypes()))
-        {
-            if (type.GetField("Section", BindingFlags.Public | BindingFlags.Static)?.GetRawConstantValue() is string section && section.StartsWith("CacheService:", StringComparison.Ordinal))
-            {
-                foreach (var property in type.GetProperties().Where(p => p.CanWrite))
-                {
-                    bound.Add($"{section["CacheService:".Length..]}:{property.Name}");
-                }
-            }
-        }
+    /// <summary>Every options type the server binds, by its section without the "CacheService:" prefix, found from the types' <c>Section</c> constants.</summary>
+    internal static IEnumerable<(string Section, Type Type)> OptionTypes() =>
+        from type in OptionAssemblies.Select(Assembly.Load).SelectMany(a => a.GetExportedTypes())
+        let section = type.GetField("Section", BindingFlags.Public | BindingFlags.Static)?.GetRawConstantValue() as string
+        where section is not null && section.StartsWith("CacheService:", StringComparison.Ordinal)
+        select (section["CacheService:".Length..], type);
 
+    /// <summary>Every "Section:Key" the server binds.</summary>
+    internal static HashSet<string> BoundSettings()
+    {
+        var bound = OptionTypes().SelectMany(o => o.Type.GetProperties().Where(p => p.CanWrite).Select(p => $"{o.Section}:{p.Name}")).ToHashSet(StringComparer.Ordinal);
         Assert.Contains("Server:GrpcPort", bound);
         return bound;
     }
