@@ -346,6 +346,46 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_command_line_the_readme_shows_uses_options_its_command_takes()
+    {
+        var readme = await File.ReadAllTextAsync(Path.Combine(ServiceScripts.RepositoryRoot, "README.md"));
+        var helps = new Dictionary<string, string>(StringComparer.Ordinal);
+        var checkedLines = 0;
+        // "layercache COMMAND ..." up to the end of the command: a ';', a '`', a '#' comment or the line's end.
+        foreach (System.Text.RegularExpressions.Match line in System.Text.RegularExpressions.Regex.Matches(readme, @"\blayercache ([a-z]+)([^;`#\n]*)"))
+        {
+            var command = line.Groups[1].Value;
+            if (!helps.TryGetValue(command, out var help))
+            {
+                var (exit, output, error) = await Run(command, "--help");
+                Assert.True(exit == 0, $"the README runs 'layercache {command}', which is no command: {error}");
+                helps[command] = help = output;
+            }
+
+            foreach (var option in System.Text.RegularExpressions.Regex.Matches(line.Groups[2].Value, @"(?<=\s)--?[a-z][a-z-]*").Select(m => m.Value))
+            {
+                Assert.True(TakesOption(help, option), $"the README shows 'layercache {command} ... {option}', which {command} does not take");
+            }
+
+            checkedLines++;
+        }
+
+        Assert.True(checkedLines > 15, $"only {checkedLines} command lines found");
+
+        // Options named in the CLI's sections of the prose are each taken by some command.
+        var cli = readme[readme.IndexOf("## Builders: the `layercache` CLI", StringComparison.Ordinal)..readme.IndexOf("## Builders that cache in a registry", StringComparison.Ordinal)];
+        // Not the CLI's: "COPY/ADD ... `--chown`/`--chmod`" are the Dockerfile's, "`--isolation chroot`" is how buildah is run.
+        string[] othersFlags = ["--chown", "--chmod", "--isolation"];
+        foreach (var option in System.Text.RegularExpressions.Regex.Matches(cli, @"`(--[a-z][a-z-]*)").Select(m => m.Groups[1].Value).Distinct().Except(othersFlags))
+        {
+            Assert.True(helps.Values.Any(h => TakesOption(h, option)), $"the README's CLI section names {option}, which no command takes");
+        }
+    }
+
+    private static bool TakesOption(string help, string option) =>
+        System.Text.RegularExpressions.Regex.IsMatch(help, $@"(?m)^  (-[a-z], )?{System.Text.RegularExpressions.Regex.Escape(option)}\b|^  {System.Text.RegularExpressions.Regex.Escape(option)},");
+
+    [Fact]
     public async Task Push_prints_plain_progress_lines_when_not_on_a_terminal()
     {
         var layer = await LayerFileFor("progress", "progress");
