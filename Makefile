@@ -36,7 +36,7 @@ run:
 
 # Puts ./bin/layercache on PATH ($(PREFIX)/bin), so the README's examples run as written.
 install: build
-	install -m 755 bin/layercache $(PREFIX)/bin/layercache
+	install -D -m 755 bin/layercache $(PREFIX)/bin/layercache
 	@echo "installed $(PREFIX)/bin/layercache"
 
 test: deps services build
