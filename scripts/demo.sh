@@ -43,7 +43,7 @@ build() {
   shift 3
   # shellcheck disable=SC2046
   "$layercache" build "$ctx" --namespace "$ns" $(storage "$builder") -t demo --json "$@" >"$work/$builder.json"
-  field 'const built=p.steps.filter(s=>s.outcome==="built"); console.log(`${p.steps.length-built.length} of ${p.steps.length} steps from the cache; built ${built.length}; ${p.seconds} s in all`)' <"$work/$builder.json"
+  field 'console.log(`${p.cachedSteps} of ${p.cachedSteps+p.builtSteps} layer steps from the cache; built ${p.builtSteps}; ${p.seconds} s in all`)' <"$work/$builder.json"
 }
 # run BUILDER: runs the image BUILDER built and prints what it says.
 run_image() {

@@ -108,19 +108,19 @@ internal static class BuildCommand
         }
     }
 
+    // Counts layer steps only: a config step (ENV, WORKDIR, ...) is neither taken from the cache nor built.
     private static string Summary(BuildResult result)
     {
+        var cached = result.Steps.Where(s => s.Outcome == StepOutcome.Cached).ToList();
         var built = result.Steps.Where(s => s.Outcome == StepOutcome.Built).ToList();
-        var cached = result.Steps.Count - built.Count;
-        var cachedTime = result.Steps.Where(s => s.Outcome != StepOutcome.Built).Sum(s => s.Elapsed.TotalSeconds);
-        return $"{cached} of {result.Steps.Count} steps from the cache, {cachedTime:0.0} s; built {built.Count} in {built.Sum(s => s.Elapsed.TotalSeconds):0.0} s" +
-            $" (total {result.Elapsed.TotalSeconds:0.0} s)";
+        return $"{cached.Count} of {cached.Count + built.Count} layer steps from the cache, {cached.Sum(s => s.Elapsed.TotalSeconds):0.0} s; " +
+            $"built {built.Count} in {built.Sum(s => s.Elapsed.TotalSeconds):0.0} s (total {result.Elapsed.TotalSeconds:0.0} s)";
     }
 
     private static Task WriteJsonAsync(CliConsole console, BuildResult result, string? tag) =>
         CacheService.Cli.Output.WriteJsonAsync(console.Out, writer =>
         {
-            writer.WriteNumber("cachedSteps", result.Steps.Count(s => s.Outcome != StepOutcome.Built));
+            writer.WriteNumber("cachedSteps", result.Steps.Count(s => s.Outcome == StepOutcome.Cached));
             writer.WriteNumber("builtSteps", result.Steps.Count(s => s.Outcome == StepOutcome.Built));
             writer.WriteStartArray("steps");
             foreach (var step in result.Steps)

@@ -83,9 +83,11 @@ public sealed class BuildCommandTests : IAsyncLifetime
             """);
         var a = await BuildOk("a");
         Assert.Equal(["built", "built", "config", "config", "built", "built", "built", "config"], a.Outcomes);
+        Assert.Equal((0, 5), a.Counts); // config steps count as neither
 
         var b = await BuildOk("b");
         Assert.Equal(["cached", "cached", "config", "config", "cached", "cached", "cached", "config"], b.Outcomes);
+        Assert.Equal((5, 0), b.Counts);
         Assert.Equal(a.ManifestDigest, b.ManifestDigest);
         Assert.Equal(a.Layers, b.Layers);
         Assert.Equal(await a.FileAsync("/app/random.txt"), await b.FileAsync("/app/random.txt"));
@@ -94,6 +96,7 @@ public sealed class BuildCommandTests : IAsyncLifetime
         await File.WriteAllTextAsync(Path.Combine(Context, "app.txt"), "version two\n");
         var c = await BuildOk("c");
         Assert.Equal(["cached", "cached", "config", "config", "cached", "built", "built", "config"], c.Outcomes);
+        Assert.Equal((3, 2), c.Counts);
         Assert.Equal(await a.FileAsync("/app/random.txt"), await c.FileAsync("/app/random.txt")); // not run again
         Assert.NotEqual(await a.FileAsync("/app/after.txt"), await c.FileAsync("/app/after.txt"));
         Assert.Equal("12 /app/app.txt\n", await c.FileAsync("/app/size.txt"));
@@ -367,6 +370,8 @@ public sealed class BuildCommandTests : IAsyncLifetime
         public List<string> Layers => [.. Json.GetProperty("steps").EnumerateArray().Where(s => s.GetProperty("layer").ValueKind == JsonValueKind.Object).Select(s => s.GetProperty("layer").GetProperty("digest").GetString()!)];
 
         public string ManifestDigest => Json.GetProperty("manifestDigest").GetString()!;
+
+        public (int Cached, int Built) Counts => (Json.GetProperty("cachedSteps").GetInt32(), Json.GetProperty("builtSteps").GetInt32());
 
         public Task<string> FileAsync(string path) => ImageTrees.ReadFileAsync(Image, "latest", path);
     }
