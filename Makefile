@@ -42,9 +42,10 @@ install: build
 test: deps services build
 	scripts/test.sh
 
-# The client SDK and the libraries it references, as NuGet packages.
+# The client SDK and the libraries it references, as NuGet packages; REPOSITORY_URL=https://...
+# records where the source lives (each package records its commit either way).
 pack:
-	for p in Core Api Client; do dotnet pack src/CacheService.$$p -c $(CONFIGURATION) -nologo -o artifacts || exit 1; done
+	for p in Core Api Client; do dotnet pack src/CacheService.$$p -c $(CONFIGURATION) -nologo -o artifacts $(if $(REPOSITORY_URL),-p:RepositoryUrl=$(REPOSITORY_URL)) || exit 1; done
 
 # The CI-farm walkthrough: two builders, one server, a PR namespace (scripts/demo.sh).
 demo: build

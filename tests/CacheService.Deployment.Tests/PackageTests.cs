@@ -4,7 +4,7 @@ using CacheService.Testing;
 
 namespace CacheService.Deployment.Tests;
 
-/// <summary>What <c>make pack</c> produces: each package says what it is and carries a readme.</summary>
+/// <summary>What <c>make pack</c> produces: each package says what it is and carries a readme, its license and where its source is.</summary>
 public sealed class PackageTests : IDisposable
 {
     private readonly string _out = Directory.CreateTempSubdirectory("cs-pack-").FullName;
@@ -15,11 +15,12 @@ public sealed class PackageTests : IDisposable
     [InlineData("CacheService.Core")]
     [InlineData("CacheService.Api")]
     [InlineData("CacheService.Client")]
-    public async Task A_package_has_a_description_tags_and_a_readme(string project)
+    public async Task A_package_has_a_description_tags_a_readme_a_license_and_its_repository(string project)
     {
         // make test builds Release first; pack reuses that build.
         var (exit, output, error) = await Tools.RunAsync("dotnet", "dotnet-sdk-10.0", null,
-            "pack", Path.Combine(ServiceScripts.RepositoryRoot, "src", project), "-c", "Release", "--no-build", "-nologo", "-o", _out);
+            "pack", Path.Combine(ServiceScripts.RepositoryRoot, "src", project), "-c", "Release", "--no-build", "-nologo", "-o", _out,
+            "-p:RepositoryUrl=https://git.example.invalid/cacheservice.git"); // as make pack REPOSITORY_URL=... passes it
         Assert.True(exit == 0, output + error);
 
         using var package = ZipFile.OpenRead(Directory.GetFiles(_out, project + ".*.nupkg").Single());
@@ -33,5 +34,13 @@ public sealed class PackageTests : IDisposable
         Assert.Equal("README.md", Field("readme"));
         using var readme = new StreamReader(package.GetEntry("README.md")!.Open());
         Assert.Contains("CacheService client packages", await readme.ReadToEndAsync(), StringComparison.Ordinal);
+
+        // The license is the repository's LICENSE file, carried whole; the repository is named with its commit.
+        Assert.Equal("LICENSE", Field("license"));
+        using var license = new StreamReader(package.GetEntry("LICENSE")!.Open());
+        Assert.Equal(await File.ReadAllTextAsync(Path.Combine(ServiceScripts.RepositoryRoot, "LICENSE")), await license.ReadToEndAsync());
+        var repository = metadata.Elements().Single(e => e.Name.LocalName == "repository");
+        Assert.Equal("https://git.example.invalid/cacheservice.git", repository.Attribute("url")?.Value);
+        Assert.Matches("^[0-9a-f]{40}$", repository.Attribute("commit")?.Value ?? "");
     }
 }
