@@ -105,6 +105,29 @@ public sealed partial class HelmChartTests
     }
 
     [Fact]
+    public void The_charts_readme_creates_every_secret_the_default_values_name_with_the_keys_they_read()
+    {
+        var readme = File.ReadAllText(Path.Combine(Chart, "README.md"));
+        var created = SecretCreation().Matches(readme).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value, StringComparer.Ordinal);
+        var named = 0;
+        foreach (var section in Sections(Values()).Where(o => o["existingSecret"]?.GetValue<string>() is { Length: > 0 }))
+        {
+            var secret = section["existingSecret"]!.GetValue<string>();
+            Assert.True(created.TryGetValue(secret, out var line), $"the chart's README never creates Secret {secret}, which the default values use");
+            foreach (var key in section.Where(p => p.Key.EndsWith("Key", StringComparison.Ordinal) && p.Value?.GetValue<string>() is { Length: > 0 }).Select(p => p.Value!.GetValue<string>()))
+            {
+                Assert.Matches($@"--from-(literal|file)={Regex.Escape(key)}\b", line);
+            }
+
+            named++;
+        }
+
+        Assert.Equal(3, named); // the tokens file, the entry key, the S3 credentials
+
+        static IEnumerable<JsonObject> Sections(JsonNode? node) => node is JsonObject o ? o.Select(p => p.Value).SelectMany(Sections).Prepend(o) : [];
+    }
+
+    [Fact]
     public void The_service_spreads_requests_over_replicas_unless_affinity_is_asked_for()
     {
         // Upload sessions live in the bucket (ReplicaPairTests): no affinity is needed by default.
@@ -181,6 +204,9 @@ public sealed partial class HelmChartTests
 
     [GeneratedRegex(@"dict ""CacheService"" \(dict ""([A-Za-z]+)"" \(dict ""([A-Za-z]+)""")]
     private static partial Regex JsonSetting();
+
+    [GeneratedRegex(@"kubectl create secret generic (\S+)(.*)")]
+    private static partial Regex SecretCreation();
 
     [GeneratedRegex(@"cacheservice_[a-z_]+")]
     private static partial Regex MetricName();
