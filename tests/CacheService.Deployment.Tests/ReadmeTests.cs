@@ -61,7 +61,7 @@ public sealed partial class ReadmeTests
     }
 
     [Fact]
-    public void Every_relative_link_and_every_path_in_the_layout_table_exists()
+    public void Every_relative_link_and_every_path_in_the_layout_table_exists_and_every_project_is_in_it()
     {
         var links = RelativeLink().Matches(Readme).Select(m => m.Groups[1].Value).ToList();
         var layout = Readme[Readme.IndexOf("## Layout", StringComparison.Ordinal)..];
@@ -72,6 +72,14 @@ public sealed partial class ReadmeTests
         {
             var full = Path.Combine(ServiceScripts.RepositoryRoot, path.TrimEnd('/'));
             Assert.True(File.Exists(full) || Directory.Exists(full), $"the README names {path}, which does not exist");
+        }
+
+        // And the other way: every project is in the layout table.
+        string[] projectDirectories = ["src", "tests"];
+        foreach (var project in projectDirectories.SelectMany(d => Directory.GetDirectories(Path.Combine(ServiceScripts.RepositoryRoot, d))))
+        {
+            var relative = Path.GetRelativePath(ServiceScripts.RepositoryRoot, project);
+            Assert.True(paths.Contains(relative), $"{relative} is missing from the README's layout table");
         }
     }
 
