@@ -88,6 +88,48 @@ public sealed class StorageLimitTests : IDisposable
     }
 
     [Fact]
+    public async Task A_whole_blob_in_one_request_goes_straight_to_the_store_without_a_session()
+    {
+        await using var server = await StartAsync("--CacheService:Limits:MaxUploadSessions=1");
+        var session = await OpenSessionAsync("limits/direct"); // the only session there may be
+
+        // A monolithic POST needs none: staged, it would have been refused with 429.
+        var data = Layers.Random(50_000, 5);
+        using (var post = await _http.PostAsync($"/v2/limits/direct/blobs/uploads/?digest={Layers.DigestOf(data)}", new ByteArrayContent(data)))
+        {
+            Assert.Equal(HttpStatusCode.Created, post.StatusCode);
+        }
+
+        using (var again = await _http.PostAsync($"/v2/limits/direct/blobs/uploads/?digest={Layers.DigestOf(data)}", new ByteArrayContent(data)))
+        {
+            Assert.Equal(HttpStatusCode.Created, again.StatusCode); // stored already: its body is read and dropped
+        }
+
+        // A PUT with the whole blob on an empty session streams into the blob store's own upload
+        // while the session's file stays empty.
+        var body = new HeldContent();
+        var put = _http.PutAsync($"{session}?digest={Layers.DigestOf(new byte[HeldContent.Size])}", body);
+        await body.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var blobUploads = Path.Combine(server.DataDirectory, "blobs", ".uploads");
+        for (var i = 0; i < 600 && !(Directory.Exists(blobUploads) && Directory.GetFiles(blobUploads).Length > 0); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.NotEmpty(Directory.GetFiles(blobUploads));
+        Assert.Equal(0, new FileInfo(StagedFiles(server).Single()).Length);
+        body.Release.SetResult();
+        using (var created = await put)
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        Assert.Empty(StagedFiles(server)); // the session ended with the PUT
+        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/limits/direct/blobs/{Layers.DigestOf(new byte[HeldContent.Size])}"));
+        Assert.Equal(HeldContent.Size, head.Content.Headers.ContentLength);
+    }
+
+    [Fact]
     public async Task A_failed_monolithic_push_and_a_failed_put_leave_no_session_and_no_file()
     {
         await using var server = await StartAsync();

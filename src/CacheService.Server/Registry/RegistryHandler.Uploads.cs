@@ -25,12 +25,19 @@ internal sealed partial class RegistryHandler
             return;
         }
 
+        var monolithic = Digest.TryParse(query["digest"], out var digest);
+        if (monolithic && http.Request.ContentLength is > 0 and var length)
+        {
+            await StoreAsync(http, ns, digest, length); // monolithic upload: no session needed
+            return;
+        }
+
         var session = await sessions.StartAsync(ns, http.RequestAborted);
         try
         {
-            if (Digest.TryParse(query["digest"], out var digest))
+            if (monolithic)
             {
-                await CompleteAsync(http, session, digest); // monolithic upload
+                await CompleteAsync(http, session, digest); // monolithic upload of unknown length
                 return;
             }
 
@@ -91,6 +98,12 @@ internal sealed partial class RegistryHandler
     {
         try
         {
+            if (session.Size == 0 && http.Request.ContentLength is > 0 and var length)
+            {
+                await StoreAsync(http, session.Namespace, digest, length); // POST, then PUT with the whole blob (containerd, BuildKit)
+                return;
+            }
+
             await sessions.AppendAsync(session, http.Request.Body, http.Request.ContentLength, http.RequestAborted);
             await using var content = await sessions.OpenAsync(session, http.RequestAborted);
             await transfers.UploadAsync(session.Namespace, digest, session.Size, content, http.RequestAborted);
@@ -101,6 +114,20 @@ internal sealed partial class RegistryHandler
         }
 
         Created(http, session.Namespace, digest);
+    }
+
+    // A whole blob of known length in one request goes straight into the verified upload: staged
+    // first, its bytes would be written twice and read once more (with S3, all three in the bucket).
+    private async Task StoreAsync(HttpContext http, string ns, Digest digest, long length)
+    {
+        sessions.CheckRoom(ns, length);
+        if (!await transfers.UploadAsync(ns, digest, length, http.Request.Body, http.RequestAborted))
+        {
+            // Stored already: the bytes are not needed, but the client is sending them.
+            await http.Request.Body.CopyToAsync(Stream.Null, http.RequestAborted);
+        }
+
+        Created(http, ns, digest);
     }
 
     private static void Accepted(HttpContext http, string ns, string id, long size)

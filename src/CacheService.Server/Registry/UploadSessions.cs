@@ -69,14 +69,26 @@ internal abstract class UploadSessions(LimitsOptions limits, StorageGuard guard,
         return file.Position;
     }
 
-    private RegistryError TooLarge(Session session, long max)
+    /// <summary>Refuses with 413 a blob of <paramref name="size"/> bytes that a session of <paramref name="ns"/> could not hold either.</summary>
+    public void CheckRoom(string ns, long size)
+    {
+        var max = guard.MaxUploadBytes(ns);
+        if (size > max)
+        {
+            throw TooLarge(ns, "the upload", max);
+        }
+    }
+
+    private RegistryError TooLarge(Session session, long max) => TooLarge(session.Namespace, $"upload {session.Id}", max);
+
+    private RegistryError TooLarge(string ns, string what, long max)
     {
         if (max < limits.MaxLayerBytes)
         {
             observer.Refused(Refusal.NamespaceBudget); // the budget bound it, not the layer size limit
         }
 
-        return new RegistryError(413, "SIZE_INVALID", $"upload {session.Id} would exceed {max} bytes, the most namespace {session.Namespace} may store");
+        return new RegistryError(413, "SIZE_INVALID", $"{what} would exceed {max} bytes, the most namespace {ns} may store");
     }
 
     /// <summary>One upload in progress.</summary>
