@@ -117,7 +117,9 @@ public sealed class TlsTests : IAsyncLifetime, IDisposable
     {
         await using var server = await TestServer.StartAsync(TlsArgs($"--CacheService:Tls:ClientCaFile={_certificates.CaFile}", "--CacheService:Tls:RequireClientCertificate=true"));
         using var tokenOnly = new CacheServiceClient(new CacheServiceClientOptions { Address = new Uri(server.GrpcAddress), CaFile = _certificates.CaFile, Token = _tokens["writer"], MaxRetries = 0 });
-        Assert.Equal(StatusCode.Unavailable, (await Assert.ThrowsAsync<RpcException>(() => tokenOnly.LookupAsync("team/main", Digest.Of("k"u8)))).StatusCode);
+        // As with a forged certificate, TLS 1.3 lets the refusal arrive as a failed connection or a reset stream.
+        var refused = await Assert.ThrowsAsync<RpcException>(() => tokenOnly.LookupAsync("team/main", Digest.Of("k"u8)));
+        Assert.Contains(refused.StatusCode, (StatusCode[])[StatusCode.Unavailable, StatusCode.Internal]);
     }
 
     [Fact]
