@@ -196,14 +196,15 @@ internal static class LayercacheCli
             var text = $"Usage: layercache {Synopsis}\n\n{Summary}\n\n";
             foreach (var option in Valued.Concat(Switches).Append("--help").Distinct())
             {
-                text += $"  {OptionHelp[option].Form,-26} {OptionHelp[option].Text}\n";
+                var (form, help) = OptionHelp.GetValueOrDefault($"{name} {option}", OptionHelp[option]);
+                text += $"  {form,-26} {help}\n";
             }
 
             return text + "\nExit codes: 0 done, 1 failed, 2 wrong usage.\n";
         }
     }
 
-    // Every option of every command, as its --help shows it.
+    // Every option of every command, as its --help shows it; "COMMAND --option" where one command means it otherwise.
     private static readonly Dictionary<string, (string Form, string Text)> OptionHelp = new(StringComparer.Ordinal)
     {
         ["--file"] = ("-f, --file FILE", "the Dockerfile; default DIR/Dockerfile"),
@@ -213,7 +214,8 @@ internal static class LayercacheCli
         ["--platform"] = ("--platform OS/ARCH", "the target platform; default linux/ and this machine's architecture"),
         ["--base"] = ("--base REF=DIGEST", "the digest an unpinned image reference of the Dockerfile stands for (repeatable)"),
         ["--tag"] = ("-t, --tag NAME", "put the image in buildah's storage under NAME"),
-        ["--output"] = ("-o, --output DEST", "build: an OCI layout (oci:DIR[:NAME]) or archive (oci-archive:FILE[:NAME]); pull: the file to write"),
+        ["--output"] = ("-o, --output DEST", "an OCI layout (oci:DIR[:NAME]) or archive (oci-archive:FILE[:NAME])"),
+        ["pull --output"] = ("-o, --output FILE", "the file to write (a partial one is resumed)"),
         ["--root"] = ("--root DIR", "buildah's storage root (a fresh root builds from nothing)"),
         ["--runroot"] = ("--runroot DIR", "buildah's state directory"),
         ["--storage-driver"] = ("--storage-driver NAME", "buildah's storage driver, e.g. vfs"),
@@ -225,7 +227,8 @@ internal static class LayercacheCli
         ["--ca-file"] = ("--ca-file PEM", "CA certificates of an https:// server; default $CACHESERVICE_CA_FILE"),
         ["--client-cert"] = ("--client-cert PEM", "with --client-key: a client certificate for mutual TLS; default $CACHESERVICE_CLIENT_CERT"),
         ["--client-key"] = ("--client-key PEM", "the key of --client-cert; default $CACHESERVICE_CLIENT_KEY"),
-        ["--key"] = ("--key KEY", "a cache key, sha256:<64 hex> (delete: repeatable)"),
+        ["--key"] = ("--key KEY", "a cache key, sha256:<64 hex>"),
+        ["delete --key"] = ("--key KEY", "a cache key to drop, sha256:<64 hex> (repeatable)"),
         ["--layer"] = ("--layer FILE", "the layer to push: a gzip or plain tar"),
         ["--digest"] = ("--digest DIGEST", "the layer's blob digest, to pull without a key"),
         ["--parent"] = ("--parent STATE", "the state below the step: a pinned base digest or the previous step's state"),

@@ -332,6 +332,16 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Contains("--parent STATE", key, StringComparison.Ordinal);
         Assert.Contains("the state below the step", key, StringComparison.Ordinal);
 
+        // An option two commands mean differently is described as the command in hand means it.
+        var (_, pull, _) = await Run("pull", "--help");
+        Assert.Contains("-o, --output FILE", pull, StringComparison.Ordinal);
+        Assert.DoesNotContain("OCI layout", pull, StringComparison.Ordinal);
+        var (_, build, _) = await Run("build", "--help");
+        Assert.Contains("OCI layout", build, StringComparison.Ordinal);
+        Assert.DoesNotContain("the file to write", build, StringComparison.Ordinal);
+        Assert.Contains("(repeatable)", (await Run("delete", "--help")).Out.Split('\n').Single(l => l.TrimStart().StartsWith("--key", StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.DoesNotContain("repeatable", pull.Split('\n').Single(l => l.TrimStart().StartsWith("--key", StringComparison.Ordinal)), StringComparison.Ordinal);
+
         // Commands that write or report one namespace offer no fallbacks; refusing one says so.
         foreach (var command in (string[])["push", "delete", "stats"])
         {
