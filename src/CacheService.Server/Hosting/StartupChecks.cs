@@ -38,7 +38,7 @@ internal static class StartupChecks
         // values already reported.
         var configuration = services.GetRequiredService<IConfiguration>();
         var unconvertible = OptionTypes.SelectMany(t => Unconvertible(configuration, t)).ToList();
-        var convertible = new ConfigurationBuilder()
+        var convertible = unconvertible.Count == 0 ? configuration : new ConfigurationBuilder()
             .AddInMemoryCollection(configuration.AsEnumerable().Where(v => !unconvertible.Exists(u => string.Equals(u.Key, v.Key, StringComparison.OrdinalIgnoreCase))))
             .Build();
         var problems = unconvertible.Select(u => u.Problem)
