@@ -77,7 +77,7 @@ public sealed partial class ReadmeCommandTests(RgwServer rgw) : IDisposable
                 Assert.Fail($"the README's\n  {command}\ndid not start a server:\n{string.Join('\n', output)}\n{await error}");
             }
 
-            using var http = new HttpClient();
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) }; // readiness answers within 2 s, or 503
             var ready = await http.GetAsync($"http://127.0.0.1:{listening.Groups[1].Value}/readyz");
             Assert.True(ready.StatusCode == HttpStatusCode.OK, $"the README's\n  {command}\nstarted a server that is not ready: {await ready.Content.ReadAsStringAsync()}");
         }

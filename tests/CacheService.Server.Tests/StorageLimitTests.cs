@@ -130,6 +130,35 @@ public sealed class StorageLimitTests : IDisposable
     }
 
     [Fact]
+    public async Task An_abandoned_monolithic_upload_stores_nothing_and_leaves_no_file()
+    {
+        await using var server = await StartAsync();
+        var digest = Layers.DigestOf(new byte[HeldContent.Size]);
+        var body = new HeldContent();
+        using var abandon = new CancellationTokenSource();
+        var post = _http.PostAsync($"/v2/limits/abandoned/blobs/uploads/?digest={digest}", body, abandon.Token);
+        await body.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var blobUploads = Path.Combine(server.DataDirectory, "blobs", ".uploads");
+        bool Staging() => Directory.Exists(blobUploads) && Directory.GetFiles(blobUploads).Length > 0;
+        for (var i = 0; i < 600 && !Staging(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(Staging(), "the upload never reached the blob store");
+        await abandon.CancelAsync(); // the client goes away half way through its declared length
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => post);
+        for (var i = 0; i < 600 && Staging(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.False(Staging(), "the half upload's file outlived it");
+        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/limits/abandoned/blobs/{digest}"));
+        Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
+    }
+
+    [Fact]
     public async Task A_failed_monolithic_push_and_a_failed_put_leave_no_session_and_no_file()
     {
         await using var server = await StartAsync();
@@ -273,13 +302,17 @@ public sealed class StorageLimitTests : IDisposable
 
         public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+            SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        // A request cancelled while held ends here too (the client gives up half way).
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
         {
-            await stream.WriteAsync(new byte[Size / 2]);
-            await stream.FlushAsync();
+            await stream.WriteAsync(new byte[Size / 2], cancellationToken);
+            await stream.FlushAsync(cancellationToken);
             Started.SetResult();
-            await Release.Task;
-            await stream.WriteAsync(new byte[Size / 2]);
+            await Release.Task.WaitAsync(cancellationToken);
+            await stream.WriteAsync(new byte[Size / 2], cancellationToken);
         }
 
         protected override bool TryComputeLength(out long length)
