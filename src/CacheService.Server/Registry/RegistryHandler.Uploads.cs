@@ -121,12 +121,11 @@ internal sealed partial class RegistryHandler
     private async Task StoreAsync(HttpContext http, string ns, Digest digest, long length)
     {
         sessions.CheckRoom(ns, length);
-        if (!await transfers.UploadAsync(ns, digest, length, http.Request.Body, http.RequestAborted))
-        {
-            // Stored already: the bytes are not needed, but the client is sending them.
-            await http.Request.Body.CopyToAsync(Stream.Null, http.RequestAborted);
-        }
+        await transfers.UploadAsync(ns, digest, length, http.Request.Body, http.RequestAborted);
 
+        // A blob stored already, or by a concurrent writer while this one waited, is not read
+        // again; the client is still sending it, and answering first would cut its connection.
+        await http.Request.Body.CopyToAsync(Stream.Null, http.RequestAborted);
         Created(http, ns, digest);
     }
 
